@@ -1,0 +1,701 @@
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <lauxlib.h>
+#include <llhttp.h>
+#include <lua.h>
+#include <lualib.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#define MAX_PATH_KEYS 4
+
+/* Everything a failure needs to say where it happened. */
+typedef struct {
+    lua_State *L;
+    const char *file; /* the file being read */
+    char *src;        /* its text, for finding a key's line */
+    char *err;
+    size_t errlen;
+    int line; /* a known line (from gh.route), or 0 to search src */
+} ctx_t;
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 4096, n = 0;
+    char *s = malloc(cap);
+    size_t r;
+    while (s && (r = fread(s + n, 1, cap - n - 1, f)) > 0) {
+        n += r;
+        if (cap - n - 1 == 0) {
+            char *t = realloc(s, cap *= 2);
+            if (!t) free(s);
+            s = t;
+        }
+    }
+    fclose(f);
+    if (s) s[n] = '\0';
+    return s;
+}
+
+static int is_ident(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+/* Finds where `key =` (or ["key"] / "key") next appears at or after from;
+ * returns its offset or -1. A heuristic: Lua keeps no positions for table
+ * fields, so errors point at the first plausible spelling. */
+static long find_key(const char *src, long from, const char *key)
+{
+    size_t klen = strlen(key);
+    for (const char *p = src + from; (p = strstr(p, key)) != NULL; p += klen) {
+        int quoted = p > src && (p[-1] == '"' || p[-1] == '\'');
+        if (!quoted && ((p > src && is_ident(p[-1])) || is_ident(p[klen]))) continue;
+        const char *q = p + klen + (quoted ? 1 : 0);
+        while (*q == ' ' || *q == '\t' || *q == ']') q++;
+        if (*q == '=' || quoted) return p - src;
+    }
+    return -1;
+}
+
+static int line_of(const ctx_t *c, const char *const *keys)
+{
+    if (c->line > 0 || !c->src) return c->line > 0 ? c->line : 1;
+    long pos = 0, found = -1;
+    for (int i = 0; keys && keys[i]; i++) {
+        long at = find_key(c->src, pos, keys[i]);
+        if (at < 0) break;
+        found = pos = at;
+    }
+    int line = 1;
+    for (long i = 0; i < found; i++)
+        if (c->src[i] == '\n') line++;
+    return line;
+}
+
+/* Writes "file:line: message" for the key path and returns -1. */
+static int fail(ctx_t *c, const char *const *keys, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail(ctx_t *c, const char *const *keys, const char *fmt, ...)
+{
+    int n = snprintf(c->err, c->errlen, "%s:%d: ", c->file, line_of(c, keys));
+    if (n < 0 || (size_t)n >= c->errlen) return -1;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err + n, c->errlen - (size_t)n, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* Refuses any key of the table at idx not in allowed (typos are errors). */
+static int check_keys(ctx_t *c, int idx, const char *const *allowed, const char *const *where)
+{
+    lua_State *L = c->L;
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) != LUA_TSTRING) {
+            lua_pop(L, 1);
+            return fail(c, where, "unexpected non-string key in %s", where[0] ? where[0] : "config");
+        }
+        const char *k = lua_tostring(L, -1);
+        int ok = 0;
+        for (int i = 0; allowed[i]; i++) ok |= strcmp(k, allowed[i]) == 0;
+        if (!ok) {
+            const char *keys[] = {k, NULL};
+            fail(c, keys, "unknown key '%s'", k);
+            lua_pop(L, 1);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Reads a number field into *out (keeping the default when absent) and
+ * checks it lies in [min, max]. */
+static int get_number(ctx_t *c, int idx, const char *key, double min, double max, double *out,
+                      const char *parent)
+{
+    const char *keys[] = {parent ? parent : key, parent ? key : NULL, NULL};
+    lua_getfield(c->L, idx, key);
+    int t = lua_type(c->L, -1);
+    if (t == LUA_TNUMBER) *out = lua_tonumber(c->L, -1);
+    lua_pop(c->L, 1);
+    if (t == LUA_TNIL) return 0;
+    if (t != LUA_TNUMBER) return fail(c, keys, "'%s' must be a number", key);
+    if (*out < min || *out > max)
+        return fail(c, keys, "'%s' must be between %g and %g, got %g", key, min, max, *out);
+    return 0;
+}
+
+/* Reads an optional string field: a malloc'd copy in *out, NULL when absent. */
+static int get_string(ctx_t *c, int idx, const char *key, char **out, const char *const *keys)
+{
+    lua_getfield(c->L, idx, key);
+    int t = lua_type(c->L, -1);
+    if (t == LUA_TSTRING) *out = strdup(lua_tostring(c->L, -1));
+    lua_pop(c->L, 1);
+    if (t != LUA_TNIL && t != LUA_TSTRING) return fail(c, keys, "'%s' must be a string", key);
+    return 0;
+}
+
+int gh_config_parse_addr(const char *text, bool passive, struct sockaddr_storage *addr, char *err,
+                         size_t errlen)
+{
+    char host[256];
+    const char *colon = strrchr(text, ':');
+    if (!colon || colon == text || !colon[1]) {
+        snprintf(err, errlen, "address '%s' must be host:port", text);
+        return -1;
+    }
+    size_t hlen = (size_t)(colon - text);
+    const char *h = text;
+    if (text[0] == '[') {
+        if (colon[-1] != ']') {
+            snprintf(err, errlen, "address '%s': IPv6 must be written [addr]:port", text);
+            return -1;
+        }
+        h++, hlen -= 2;
+    }
+    if (hlen == 0 || hlen >= sizeof(host)) {
+        snprintf(err, errlen, "address '%s' has no host", text);
+        return -1;
+    }
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || port < 1 || port > 65535) {
+        snprintf(err, errlen, "address '%s': port must be 1-65535", text);
+        return -1;
+    }
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
+    int rc = getaddrinfo(strcmp(host, "*") == 0 ? NULL : host, colon + 1, &hints, &res);
+    if (rc != 0 || !res) {
+        snprintf(err, errlen, "address '%s': %s", text, gai_strerror(rc));
+        return -1;
+    }
+    memset(addr, 0, sizeof(*addr));
+    memcpy(addr, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return 0;
+}
+
+/* Reads a list of strings at key into a malloc'd array of malloc'd strings. */
+static int get_string_list(ctx_t *c, int idx, const char *key, char ***out, size_t *n,
+                           const char *const *keys)
+{
+    lua_State *L = c->L;
+    *out = NULL;
+    *n = 0;
+    lua_getfield(L, idx, key);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    if (lua_type(L, -1) == LUA_TSTRING) { /* a single string is a list of one */
+        *out = calloc(1, sizeof(char *));
+        (*out)[0] = strdup(lua_tostring(L, -1));
+        *n = 1;
+        lua_pop(L, 1);
+        return 0;
+    }
+    if (!lua_istable(L, -1)) {
+        lua_pop(L, 1);
+        return fail(c, keys, "'%s' must be a list of strings", key);
+    }
+    size_t len = lua_objlen(L, -1);
+    *out = calloc(len ? len : 1, sizeof(char *));
+    for (size_t i = 1; i <= len; i++) {
+        lua_rawgeti(L, -1, (int)i);
+        if (lua_type(L, -1) != LUA_TSTRING) {
+            lua_pop(L, 2);
+            return fail(c, keys, "'%s' item %zu must be a string", key, i);
+        }
+        (*out)[(*n)++] = strdup(lua_tostring(L, -1));
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
+static void free_list(char **l, size_t n)
+{
+    for (size_t i = 0; i < n; i++) free(l[i]);
+    free(l);
+}
+
+static int parse_listen(ctx_t *c, int idx, gh_config_t *cfg)
+{
+    const char *keys[] = {"listen", NULL};
+    char **list;
+    size_t n;
+    if (get_string_list(c, idx, "listen", &list, &n, keys)) return -1;
+    if (n == 0) {
+        free(list);
+        return fail(c, keys, "'listen' must name at least one address, e.g. \"127.0.0.1:8080\"");
+    }
+    cfg->listen = calloc(n, sizeof(*cfg->listen));
+    cfg->nlisten = n;
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        char why[300];
+        cfg->listen[i].text = list[i];
+        if (!rc && gh_config_parse_addr(list[i], true, &cfg->listen[i].addr, why, sizeof(why)))
+            rc = fail(c, keys, "listen: %s", why);
+    }
+    free(list);
+    return rc;
+}
+
+static int parse_workers(ctx_t *c, int idx, gh_config_t *cfg)
+{
+    const char *keys[] = {"workers", NULL};
+    lua_getfield(c->L, idx, "workers");
+    int t = lua_type(c->L, -1);
+    double v = t == LUA_TNUMBER ? lua_tonumber(c->L, -1) : 0;
+    int is_auto = t == LUA_TSTRING && strcmp(lua_tostring(c->L, -1), "auto") == 0;
+    lua_pop(c->L, 1);
+    if (t == LUA_TNIL || is_auto) {
+        cfg->workers = (int)uv_available_parallelism();
+        return 0;
+    }
+    if (t != LUA_TNUMBER || v < 1 || v > 256 || v != (int)v)
+        return fail(c, keys, "'workers' must be \"auto\" or an integer from 1 to 256");
+    cfg->workers = (int)v;
+    return 0;
+}
+
+static int parse_trusted(ctx_t *c, int idx, gh_config_t *cfg)
+{
+    const char *keys[] = {"trusted_proxies", NULL};
+    char **list;
+    size_t n;
+    if (get_string_list(c, idx, "trusted_proxies", &list, &n, keys)) return -1;
+    cfg->trusted = calloc(n ? n : 1, sizeof(gh_cidr_t));
+    cfg->ntrusted = n;
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++)
+        if (gh_cidr_parse(list[i], &cfg->trusted[i]) != 0)
+            rc = fail(c, keys, "trusted_proxies: '%s' is not an address or CIDR network", list[i]);
+    free_list(list, n);
+    return rc;
+}
+
+static int parse_limits(ctx_t *c, int idx, gh_limits_t *l)
+{
+    static const char *const allowed[] = {
+        "max_uri",      "max_header_bytes", "max_headers",  "max_body",     "header_timeout",
+        "body_timeout", "idle_timeout",     "drain_timeout", NULL};
+    const char *keys[] = {"limits", NULL};
+    *l = (gh_limits_t){.max_uri = 8192,
+                       .max_header_bytes = 32768,
+                       .max_headers = 100,
+                       .max_body = 100 * 1024 * 1024,
+                       .header_timeout = 10,
+                       .body_timeout = 30,
+                       .idle_timeout = 60,
+                       .drain_timeout = 30};
+    lua_getfield(c->L, idx, "limits");
+    int t = lua_type(c->L, -1);
+    int top = lua_gettop(c->L), rc = 0;
+    if (t != LUA_TNIL && t != LUA_TTABLE) rc = fail(c, keys, "'limits' must be a table");
+    if (t == LUA_TTABLE && !rc) {
+        double uri = (double)l->max_uri, hb = (double)l->max_header_bytes;
+        double hn = (double)l->max_headers, body = (double)l->max_body;
+        rc = check_keys(c, top, allowed, keys) ||
+             get_number(c, top, "max_uri", 64, 65536, &uri, "limits") ||
+             get_number(c, top, "max_header_bytes", 1024, 65536, &hb, "limits") ||
+             get_number(c, top, "max_headers", 8, 1000, &hn, "limits") ||
+             get_number(c, top, "max_body", 0, 1e18, &body, "limits") ||
+             get_number(c, top, "header_timeout", 0.01, 3600, &l->header_timeout, "limits") ||
+             get_number(c, top, "body_timeout", 0.01, 3600, &l->body_timeout, "limits") ||
+             get_number(c, top, "idle_timeout", 0.01, 86400, &l->idle_timeout, "limits") ||
+             get_number(c, top, "drain_timeout", 0, 3600, &l->drain_timeout, "limits");
+        l->max_uri = (size_t)uri, l->max_header_bytes = (size_t)hb;
+        l->max_headers = (size_t)hn, l->max_body = (uint64_t)body;
+    }
+    lua_pop(c->L, 1);
+    return rc ? -1 : 0;
+}
+
+/* Reads one upstream table (at the top of the stack) named name. */
+static int parse_upstream(ctx_t *c, const char *name, gh_upstream_conf_t *u)
+{
+    static const char *const allowed[] = {
+        "targets", "keepalive", "keepalive_timeout", "connect_timeout", "read_timeout", NULL};
+    const char *keys[] = {"upstreams", name, NULL};
+    const char *tkeys[] = {"upstreams", name, "targets", NULL};
+    int top = lua_gettop(c->L);
+    u->name = strdup(name);
+    u->keepalive = 64;
+    u->keepalive_timeout = 60;
+    u->connect_timeout = 5;
+    u->read_timeout = 60;
+    if (!lua_istable(c->L, top)) return fail(c, keys, "upstream '%s' must be a table", name);
+    double ka = u->keepalive;
+    char **list;
+    size_t n;
+    if (check_keys(c, top, allowed, keys) || get_number(c, top, "keepalive", 0, 10000, &ka, name) ||
+        get_number(c, top, "keepalive_timeout", 0.01, 86400, &u->keepalive_timeout, name) ||
+        get_number(c, top, "connect_timeout", 0.01, 3600, &u->connect_timeout, name) ||
+        get_number(c, top, "read_timeout", 0.01, 86400, &u->read_timeout, name) ||
+        get_string_list(c, top, "targets", &list, &n, tkeys))
+        return -1;
+    u->keepalive = (unsigned)ka;
+    if (n == 0) {
+        free(list);
+        return fail(c, tkeys, "upstream '%s' needs at least one target (\"host:port\")", name);
+    }
+    u->targets = calloc(n, sizeof(*u->targets));
+    u->ntargets = n;
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        char why[300];
+        u->targets[i].text = list[i];
+        if (!rc && gh_config_parse_addr(list[i], false, &u->targets[i].addr, why, sizeof(why)))
+            rc = fail(c, tkeys, "upstream '%s': %s", name, why);
+    }
+    free(list);
+    return rc;
+}
+
+static int parse_upstreams(ctx_t *c, int idx, gh_config_t *cfg)
+{
+    const char *keys[] = {"upstreams", NULL};
+    lua_State *L = c->L;
+    lua_getfield(L, idx, "upstreams");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    if (!lua_istable(L, -1)) {
+        lua_pop(L, 1);
+        return fail(c, keys, "'upstreams' must be a table of name = { targets = {...} }");
+    }
+    int t = lua_gettop(L);
+    size_t n = 0;
+    for (lua_pushnil(L); lua_next(L, t); lua_pop(L, 1)) n++;
+    cfg->upstreams = calloc(n ? n : 1, sizeof(gh_upstream_conf_t));
+    int rc = 0;
+    for (lua_pushnil(L); !rc && lua_next(L, t); lua_pop(L, 1)) {
+        if (lua_type(L, -2) != LUA_TSTRING) {
+            rc = fail(c, keys, "upstream names must be strings");
+            break;
+        }
+        rc = parse_upstream(c, lua_tostring(L, -2), &cfg->upstreams[cfg->nupstreams++]);
+    }
+    lua_settop(L, t - 1); /* whatever an early exit from lua_next left */
+    return rc;
+}
+
+static int method_bits(ctx_t *c, int idx, uint64_t *bits, const char *const *keys)
+{
+    lua_State *L = c->L;
+    char **list;
+    size_t n;
+    (void)idx;
+    if (get_string_list(c, lua_gettop(L), "methods", &list, &n, keys)) return -1;
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        int found = -1;
+#define GH_METHOD(num, name, string)                                                                \
+    if (strcmp(#string, list[i]) == 0) found = num;
+        HTTP_METHOD_MAP(GH_METHOD)
+#undef GH_METHOD
+        if (found < 0)
+            rc = fail(c, keys, "unknown HTTP method '%s' (methods are upper case)", list[i]);
+        else
+            *bits |= (uint64_t)1 << found;
+    }
+    free_list(list, n);
+    return rc;
+}
+
+static int upstream_index(const gh_config_t *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->nupstreams; i++)
+        if (strcmp(cfg->upstreams[i].name, name) == 0) return (int)i;
+    return -1;
+}
+
+/* Reads the route table at the top of the stack into r. */
+static int parse_route(ctx_t *c, const gh_config_t *cfg, gh_route_t *r)
+{
+    static const char *const allowed[] = {"name",     "match",         "upstream", "strip",
+                                          "websocket", "preserve_host", NULL};
+    static const char *const match_allowed[] = {"host", "path", "methods", NULL};
+    lua_State *L = c->L;
+    int top = lua_gettop(L);
+    const char *mkeys[] = {"match", NULL}, *ukeys[] = {"upstream", NULL};
+    char *upstream = NULL;
+    r->preserve_host = true;
+    if (check_keys(c, top, allowed, mkeys) || get_string(c, top, "name", &r->name, mkeys) ||
+        get_string(c, top, "upstream", &upstream, ukeys) ||
+        get_string(c, top, "strip", &r->strip, mkeys))
+        goto fail;
+    lua_getfield(L, top, "preserve_host");
+    if (!lua_isnil(L, -1)) r->preserve_host = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    lua_getfield(L, top, "websocket");
+    int ws = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (ws) {
+        fail(c, mkeys, "'websocket' routes are not supported yet (Upgrade is never forwarded)");
+        goto fail;
+    }
+    lua_getfield(L, top, "match");
+    if (!lua_istable(L, -1)) {
+        fail(c, mkeys, "a route needs 'match = { path = \"/...\" }'");
+        goto fail;
+    }
+    int m = lua_gettop(L);
+    if (check_keys(c, m, match_allowed, mkeys) || get_string(c, m, "host", &r->host, mkeys) ||
+        get_string(c, m, "path", &r->path, mkeys) || method_bits(c, m, &r->methods, mkeys))
+        goto fail;
+    if (!r->path) {
+        fail(c, mkeys, "a route needs 'match.path' (for example \"/api/**\")");
+        goto fail;
+    }
+    if (!upstream) {
+        fail(c, ukeys, "a route needs 'upstream' naming one of 'upstreams'");
+        goto fail;
+    }
+    r->upstream = upstream_index(cfg, upstream);
+    if (r->upstream < 0) {
+        fail(c, ukeys, "route names upstream '%s', which is not defined in 'upstreams'", upstream);
+        goto fail;
+    }
+    free(upstream);
+    lua_settop(L, top);
+    return 0;
+fail:
+    free(upstream);
+    lua_settop(L, top);
+    return -1;
+}
+
+/* Finds where gh.route was called for the table at idx (0 when unknown). */
+static int route_line(lua_State *L, int idx)
+{
+    int line = 0;
+    if (lua_getmetatable(L, idx)) {
+        lua_getfield(L, -1, "__gatehouse_line");
+        line = (int)lua_tointeger(L, -1);
+        lua_pop(L, 2);
+    }
+    return line;
+}
+
+typedef struct {
+    gh_route_t *v;
+    size_t n, cap;
+} route_vec_t;
+
+static int add_route(ctx_t *c, const gh_config_t *cfg, route_vec_t *rv, const char *file)
+{
+    lua_State *L = c->L;
+    if (!lua_istable(L, -1)) {
+        const char *keys[] = {NULL};
+        return fail(c, keys, "a route file must return gh.route{...} or a list of them");
+    }
+    if (rv->n == rv->cap) {
+        rv->cap = rv->cap ? rv->cap * 2 : 16;
+        rv->v = realloc(rv->v, rv->cap * sizeof(gh_route_t));
+    }
+    gh_route_t *r = &rv->v[rv->n++];
+    memset(r, 0, sizeof(*r));
+    c->line = route_line(L, lua_gettop(L));
+    r->file = strdup(file);
+    int rc = parse_route(c, cfg, r);
+    r->line = line_of(c, (const char *const[]){"match", NULL});
+    if (!r->name) {
+        char name[512];
+        const char *base = strrchr(file, '/');
+        snprintf(name, sizeof(name), "%s:%d", base ? base + 1 : file, r->line);
+        r->name = strdup(name);
+    }
+    c->line = 0;
+    return rc;
+}
+
+static int lua_filter(const struct dirent *d)
+{
+    size_t n = strlen(d->d_name);
+    if (d->d_name[0] == '.' || n < 5 || strcmp(d->d_name + n - 4, ".lua") != 0) return 0;
+    return !(n > 9 && strcmp(d->d_name + n - 9, "_test.lua") == 0); /* policy tests */
+}
+
+/* Runs one route file and adds what it returns (a route or a list). */
+static int load_route_file(ctx_t *c, const gh_config_t *cfg, route_vec_t *rv, const char *file)
+{
+    lua_State *L = c->L;
+    ctx_t fc = *c;
+    fc.file = file;
+    fc.src = read_file(file);
+    int rc = 0;
+    if (luaL_loadfile(L, file) != 0 || lua_pcall(L, 0, 1, 0) != 0) {
+        snprintf(c->err, c->errlen, "%s", lua_tostring(L, -1));
+        rc = -1;
+    } else if (lua_istable(L, -1) && lua_objlen(L, -1) > 0) {
+        size_t n = lua_objlen(L, -1);
+        for (size_t i = 1; i <= n && !rc; i++) {
+            lua_rawgeti(L, -1, (int)i);
+            rc = add_route(&fc, cfg, rv, file);
+            lua_pop(L, 1);
+        }
+    } else {
+        rc = add_route(&fc, cfg, rv, file);
+    }
+    lua_settop(L, 0);
+    free(fc.src);
+    return rc;
+}
+
+static void route_free(gh_route_t *r)
+{
+    free(r->name), free(r->host), free(r->path), free(r->strip), free(r->file);
+}
+
+/* Loads every route file under the routes directory (relative to the config
+ * file) and builds the router. */
+static int load_routes(ctx_t *c, gh_config_t *cfg, const char *dir_rel)
+{
+    char dir[4096];
+    const char *slash = strrchr(cfg->path, '/');
+    if (dir_rel[0] == '/' || !slash)
+        snprintf(dir, sizeof(dir), "%s", dir_rel);
+    else
+        snprintf(dir, sizeof(dir), "%.*s/%s", (int)(slash - cfg->path), cfg->path, dir_rel);
+    struct dirent **names;
+    int n = scandir(dir, &names, lua_filter, alphasort);
+    if (n < 0) {
+        const char *keys[] = {"routes", NULL};
+        return fail(c, keys, "routes directory '%s': %s", dir, strerror(errno));
+    }
+    route_vec_t rv = {0};
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        char file[4352];
+        snprintf(file, sizeof(file), "%s/%s", dir, names[i]->d_name);
+        if (!rc) rc = load_route_file(c, cfg, &rv, file);
+        free(names[i]);
+    }
+    free(names);
+    if (rc) {
+        for (size_t i = 0; i < rv.n; i++) route_free(&rv.v[i]);
+        free(rv.v);
+        return -1;
+    }
+    cfg->router = gh_router_new(rv.v, rv.n, c->err, c->errlen);
+    return cfg->router ? 0 : -1;
+}
+
+/* A Lua state for reading configuration: no io, no native modules, and
+ * `require "gatehouse"` finding lua/gatehouse/. */
+static lua_State *config_state(void)
+{
+    lua_State *L = luaL_newstate();
+    if (!L) return NULL;
+    static const luaL_Reg libs[] = {{"", luaopen_base},          {"package", luaopen_package},
+                                    {"table", luaopen_table},    {"string", luaopen_string},
+                                    {"math", luaopen_math},      {"os", luaopen_os},          {"debug", luaopen_debug},
+                                    {NULL, NULL}};
+    for (const luaL_Reg *l = libs; l->func; l++) {
+        lua_pushcfunction(L, l->func);
+        lua_pushstring(L, l->name);
+        lua_call(L, 1, 0);
+    }
+    const char *dir = getenv("GATEHOUSE_LUA_DIR");
+    if (!dir) dir = GH_LUA_DIR;
+    lua_getglobal(L, "package");
+    lua_pushfstring(L, "%s/?.lua;%s/?/init.lua", dir, dir);
+    lua_setfield(L, -2, "path");
+    lua_pushstring(L, "");
+    lua_setfield(L, -2, "cpath");
+    lua_pop(L, 1);
+    /* Only the harmless part of os: a config may read the environment. */
+    (void)luaL_dostring(L, "local g, t, c, d = os.getenv, os.time, os.clock, os.date "
+                     "os = { getenv = g, time = t, clock = c, date = d } "
+                     "dofile, loadfile, require_native = nil, nil, nil");
+    return L;
+}
+
+static int parse_top(ctx_t *c, gh_config_t *cfg)
+{
+    static const char *const allowed[] = {"listen",    "workers", "access_log", "trusted_proxies",
+                                          "limits",    "upstreams", "routes",   NULL};
+    lua_State *L = c->L;
+    const char *top_keys[] = {NULL};
+    if (!lua_istable(L, 1)) return fail(c, top_keys, "the config file must return a table");
+    char *routes = NULL;
+    const char *rkeys[] = {"routes", NULL}, *akeys[] = {"access_log", NULL};
+    int rc = check_keys(c, 1, allowed, top_keys) || parse_listen(c, 1, cfg) ||
+             parse_workers(c, 1, cfg) || parse_trusted(c, 1, cfg) ||
+             parse_limits(c, 1, &cfg->limits) || parse_upstreams(c, 1, cfg) ||
+             get_string(c, 1, "access_log", &cfg->access_log, akeys) ||
+             get_string(c, 1, "routes", &routes, rkeys);
+    if (!rc) {
+        lua_settop(L, 0);
+        rc = load_routes(c, cfg, routes ? routes : "routes");
+    }
+    free(routes);
+    if (!rc && !cfg->access_log) cfg->access_log = strdup("stderr");
+    return rc ? -1 : 0;
+}
+
+gh_config_t *gh_config_load(const char *path, char *err, size_t errlen)
+{
+    gh_config_t *cfg = calloc(1, sizeof(*cfg));
+    ctx_t c = {.file = path, .err = err, .errlen = errlen};
+    c.L = config_state();
+    cfg->path = strdup(path);
+    c.src = read_file(path);
+    int rc = -1;
+    if (!c.L || !c.src) {
+        snprintf(err, errlen, "%s:0: cannot read: %s", path, strerror(errno));
+    } else if (luaL_loadbuffer(c.L, c.src, strlen(c.src), lua_pushfstring(c.L, "@%s", path)) ||
+               lua_pcall(c.L, 0, 1, 0)) {
+        snprintf(err, errlen, "%s", lua_tostring(c.L, -1));
+    } else {
+        lua_replace(c.L, 1);
+        lua_settop(c.L, 1);
+        rc = parse_top(&c, cfg);
+    }
+    if (c.L) lua_close(c.L);
+    free(c.src);
+    if (rc) {
+        gh_config_free(cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
+void gh_config_free(gh_config_t *cfg)
+{
+    if (!cfg) return;
+    for (size_t i = 0; i < cfg->nlisten; i++) free(cfg->listen[i].text);
+    free(cfg->listen);
+    for (size_t i = 0; i < cfg->nupstreams; i++) {
+        gh_upstream_conf_t *u = &cfg->upstreams[i];
+        for (size_t k = 0; k < u->ntargets; k++) free(u->targets[k].text);
+        free(u->targets);
+        free(u->name);
+    }
+    free(cfg->upstreams);
+    free(cfg->trusted);
+    free(cfg->access_log);
+    gh_router_free(cfg->router);
+    free(cfg->path);
+    free(cfg);
+}

@@ -1,0 +1,65 @@
+/* The configuration snapshot: loaded from gatehouse.lua and the route files,
+ * validated whole, immutable once built. */
+#ifndef GH_CONFIG_H
+#define GH_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "headers.h"
+#include "router.h"
+
+typedef struct {
+    char *text; /* as written, e.g. "127.0.0.1:8081"; used for logs and Host */
+    struct sockaddr_storage addr;
+} gh_target_conf_t;
+
+typedef struct {
+    char *name;
+    gh_target_conf_t *targets;
+    size_t ntargets;
+    unsigned keepalive;       /* idle connections kept per target per worker */
+    double keepalive_timeout; /* seconds an idle pooled connection is kept */
+    double connect_timeout;   /* -> 504 */
+    double read_timeout;      /* gap while waiting for response bytes -> 504 */
+} gh_upstream_conf_t;
+
+typedef struct {
+    size_t max_uri, max_header_bytes, max_headers;
+    uint64_t max_body; /* 0: unlimited */
+    double header_timeout, body_timeout, idle_timeout, drain_timeout;
+} gh_limits_t;
+
+typedef struct {
+    char *text;
+    struct sockaddr_storage addr;
+} gh_listen_conf_t;
+
+typedef struct gh_config_s {
+    char *path;
+    gh_listen_conf_t *listen;
+    size_t nlisten;
+    int workers;
+    char *access_log;
+    gh_cidr_t *trusted;
+    size_t ntrusted;
+    gh_limits_t limits;
+    gh_upstream_conf_t *upstreams;
+    size_t nupstreams;
+    gh_router_t *router;
+} gh_config_t;
+
+/* Loads and validates the whole configuration. Returns a snapshot, or NULL
+ * with "file:line: message" in err. Never partially succeeds. */
+gh_config_t *gh_config_load(const char *path, char *err, size_t errlen);
+
+void gh_config_free(gh_config_t *cfg);
+
+/* Parses "host:port" or "[v6]:port" into addr (resolving names once, at load
+ * time). Returns 0, or -1 with a reason in err. */
+int gh_config_parse_addr(const char *text, bool passive, struct sockaddr_storage *addr, char *err,
+                         size_t errlen);
+
+#endif

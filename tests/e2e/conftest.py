@@ -1,0 +1,310 @@
+"""Fixtures for Gatehouse's end-to-end tests.
+
+`gateway(...)` writes a temporary gatehouse.lua + routes/ from Python values,
+starts the real binary ($GATEHOUSE_BIN) with -c, waits until it accepts
+connections and, on teardown, sends SIGTERM and requires exit code 0.
+`upstream` is an in-process RecordingUpstream. Everything listens on
+127.0.0.1 only, and every wait is bounded.
+"""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from rawhttp import RawConn
+from recording_upstream import RecordingUpstream
+
+GATEHOUSE_BIN = os.environ.get("GATEHOUSE_BIN", "/work/main/build/release/gatehouse")
+START_TIMEOUT = 10.0
+STOP_TIMEOUT = 10.0
+
+# ---------------------------------------------------------------------------
+# Lua config from Python values
+
+
+class Lua:
+    """Verbatim Lua source inside a Python config value."""
+
+    def __init__(self, src):
+        self.src = src
+
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def lua(v, indent=""):
+    """Serialises dict/list/str/int/float/bool/None/Lua to a Lua expression."""
+    if isinstance(v, Lua):
+        return v.src
+    if v is None:
+        return "nil"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + "".join(c if c.isprintable() and c not in '"\\' else f"\\{ord(c):03d}" for c in v) + '"'
+    inner = indent + "  "
+    if isinstance(v, (list, tuple)):
+        if not v:
+            return "{}"
+        return "{\n" + "".join(f"{inner}{lua(x, inner)},\n" for x in v) + indent + "}"
+    if isinstance(v, dict):
+        if not v:
+            return "{}"
+        parts = []
+        for k, x in v.items():
+            key = k if _IDENT.match(k) else f"[{lua(k)}]"
+            parts.append(f"{inner}{key} = {lua(x, inner)},\n")
+        return "{\n" + "".join(parts) + indent + "}"
+    raise TypeError(f"cannot express {type(v)} in Lua")
+
+
+def route_file(routes):
+    """Lua source for a routes/*.lua file returning the given route dicts."""
+    body = ",\n".join("  gh.route " + lua(r, "  ") for r in routes)
+    return f'local gh = require "gatehouse"\nreturn {{\n{body}\n}}\n'
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(pred, timeout, what, interval=0.02):
+    """Polls pred() until truthy (returned) or timeout (AssertionError)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+# ---------------------------------------------------------------------------
+# The gateway process
+
+
+class Gateway:
+    def __init__(self, workdir, port, config_text, route_files):
+        self.dir = workdir
+        self.port = port
+        self.config_path = os.path.join(workdir, "gatehouse.lua")
+        self.stderr_path = os.path.join(workdir, "stderr.log")
+        self.stdout_path = os.path.join(workdir, "stdout.log")
+        self.proc = None
+        self.returncode = None
+        self._conns = []
+        os.makedirs(os.path.join(workdir, "routes"), exist_ok=True)
+        with open(self.config_path, "w") as f:
+            f.write(config_text)
+        for name, text in route_files.items():
+            with open(os.path.join(workdir, "routes", name), "w") as f:
+                f.write(text)
+
+    # -- process ------------------------------------------------------------
+    def start(self):
+        assert os.access(GATEHOUSE_BIN, os.X_OK), f"gateway binary not found: {GATEHOUSE_BIN}"
+        self._err = open(self.stderr_path, "wb")
+        self._out = open(self.stdout_path, "wb")
+        self.proc = subprocess.Popen([GATEHOUSE_BIN, "-c", self.config_path], cwd=self.dir,
+                                     stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._err)
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"gateway exited with {self.proc.returncode} at start:\n{self.stderr()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return self
+            except OSError:
+                pass
+            if time.monotonic() >= deadline:
+                self.kill()
+                raise AssertionError(f"gateway did not accept on {self.port} within {START_TIMEOUT}s:\n{self.stderr()}")
+            time.sleep(0.02)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def wait_exit(self, timeout=STOP_TIMEOUT):
+        """Exit code, or None (after SIGKILL) if it did not exit within timeout."""
+        try:
+            self.returncode = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            self.returncode = None
+        return self.returncode
+
+    def stop(self):
+        """SIGTERM, bounded wait; returns the exit code (None: had to be killed)."""
+        self.close_conns()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.wait_exit()
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    # -- clients ------------------------------------------------------------
+    def url(self, path="/"):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def connect(self, timeout=5.0):
+        """A raw client connection, closed before the gateway is stopped."""
+        c = RawConn("127.0.0.1", self.port, timeout)
+        self._conns.append(c)
+        return c
+
+    def close_conns(self):
+        for c in self._conns:
+            c.close()
+        self._conns = []
+
+    # -- output -------------------------------------------------------------
+    def stderr(self):
+        with open(self.stderr_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stdout(self):
+        with open(self.stdout_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def access_log(self):
+        """Parsed JSON access-log lines seen on stderr so far."""
+        out = []
+        for line in self.stderr().splitlines():
+            if line.startswith("{"):
+                out.append(json.loads(line))
+        return out
+
+    def wait_access_log(self, n, timeout=5.0):
+        return wait_until(lambda: (lambda l: l if len(l) >= n else None)(self.access_log()),
+                          timeout, f"{n} access-log lines in:\n{self.stderr()}")
+
+    def vm_hwm_kib(self):
+        """Peak resident set of the gateway process (all threads), in KiB."""
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+        raise AssertionError("no VmHWM in /proc status")
+
+
+def make_config(port, upstreams, limits=None, **extra):
+    cfg = {
+        "listen": [f"127.0.0.1:{port}"],
+        "workers": 1,
+        "access_log": "stderr",
+        "limits": {"drain_timeout": 3, **(limits or {})},
+        "upstreams": upstreams,
+        "routes": "routes/",
+    }
+    cfg.update(extra)
+    return "return " + lua(cfg) + "\n"
+
+
+@pytest.fixture
+def upstream():
+    up = RecordingUpstream().start()
+    yield up
+    up.stop()
+
+
+@pytest.fixture
+def upstream_factory():
+    ups = []
+
+    def make():
+        u = RecordingUpstream().start()
+        ups.append(u)
+        return u
+
+    yield make
+    for u in ups:
+        u.stop()
+
+
+@pytest.fixture
+def gateway(tmp_path):
+    """gateway(upstreams=..., routes=[route dicts] | route_files={name: src},
+    limits=..., config_text=..., start=True, **other top-level keys)."""
+    started = []
+    counter = [0]
+
+    def make(upstreams=None, routes=None, route_files=None, limits=None, config_text=None,
+             start=True, **extra):
+        counter[0] += 1
+        workdir = tmp_path / f"gw{counter[0]}"
+        workdir.mkdir()
+        port = free_port()
+        if config_text is None:
+            config_text = make_config(port, upstreams or {}, limits, **extra)
+        files = dict(route_files or {})
+        if routes is not None:
+            files["50-test.lua"] = route_file(routes)
+        gw = Gateway(str(workdir), port, config_text.replace("@PORT@", str(port)), files)
+        if start:
+            started.append(gw)
+            gw.start()
+        return gw
+
+    yield make
+    failures = []
+    for gw in started:
+        if gw.proc is None:
+            continue
+        was_alive = gw.alive()
+        rc = gw.stop()
+        if not was_alive:
+            failures.append(f"gateway died during the test (exit {rc}):\n{gw.stderr()[-4000:]}")
+        elif rc != 0:
+            failures.append(f"gateway exit code after SIGTERM: {rc} (None = had to SIGKILL)\n{gw.stderr()[-4000:]}")
+    assert not failures, "\n".join(failures)
+
+
+@pytest.fixture
+def proxy(gateway, upstream):
+    """proxy(**kw): a gateway with one upstream "up" -> the recording upstream
+    and a catch-all route, unless routes/upstreams are given."""
+
+    def make(routes=None, upstream_opts=None, **kw):
+        ups = kw.pop("upstreams", None) or {"up": {"targets": [upstream.addr], **(upstream_opts or {})}}
+        if routes is None and "route_files" not in kw:
+            routes = [{"match": {"path": "/**"}, "upstream": "up"}]
+        return gateway(upstreams=ups, routes=routes, **kw)
+
+    return make
+
+
+def assert_problem(resp, status):
+    """resp (requests or rawhttp Response) is a gateway-made RFC 9457 error."""
+    code = getattr(resp, "status_code", None) or resp.status
+    body = resp.content if hasattr(resp, "content") else resp.body
+    ctype = resp.headers.get("Content-Type") if hasattr(resp, "status_code") else resp.header("Content-Type")
+    assert code == status, f"expected {status}, got {code}: {body[:500]!r}"
+    assert ctype and ctype.split(";")[0].strip().lower() == "application/problem+json", f"Content-Type {ctype!r}"
+    doc = json.loads(body)
+    assert doc.get("status") == status, doc
+    assert doc.get("type") == "about:blank", doc
+    for k in ("title", "detail", "instance"):
+        assert isinstance(doc.get(k), str), f"problem+json lacks string {k}: {doc}"
+    assert doc["title"], doc
+    return doc

@@ -1,0 +1,270 @@
+"""Hostile and malformed requests. Each gets the status CONFIG-SPEC gives,
+with a problem+json body, and nothing of it reaches the upstream. After each
+refusal a valid request on a fresh connection shows the gateway was able to
+forward all along, so "nothing reached the upstream" is not vacuous."""
+
+import time
+
+import pytest
+
+from conftest import assert_problem
+
+LIMITS = {"max_uri": 1024, "max_headers": 20, "max_header_bytes": 4096, "max_body": 1000}
+
+
+@pytest.fixture
+def gw(proxy):
+    return proxy(limits=LIMITS)
+
+
+def refused(gw, upstream, raw, status, close=True):
+    """Sends raw on a new connection; the answer must be a problem+json
+    `status`, the upstream must have received nothing, and (for protocol
+    errors) the connection must be closed."""
+    c = gw.connect()
+    c.send(raw)
+    r = c.read_response()
+    doc = assert_problem(r, status)
+    if close:
+        assert "close" in (r.header("Connection") or "").lower(), r.headers
+        assert c.closed_by_peer(5), "connection left open after a protocol error"
+    c.close()
+    assert upstream.bytes_received == 0 and upstream.started == [], \
+        f"refused request reached the upstream: {upstream.started}"
+    still_forwards(gw, upstream)
+    return doc
+
+
+def still_forwards(gw, upstream):
+    """A valid request now reaches the upstream, and it is the only thing that did."""
+    with gw.connect() as c:
+        c.request("GET", "/echo?control=1")
+        assert c.read_response().status == 200
+    reqs = upstream.wait_for(1)
+    assert [q.target for q in reqs] == ["/echo?control=1"], reqs
+    assert [q.target for q in upstream.started] == ["/echo?control=1"], upstream.started
+
+
+SMUGGLE = (b"0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: gw.test\r\n\r\n")
+
+BAD_400 = {
+    "cl_and_te": b"POST /echo HTTP/1.1\r\nHost: gw.test\r\nContent-Length: %d\r\n"
+                 b"Transfer-Encoding: chunked\r\n\r\n" % len(SMUGGLE) + SMUGGLE,
+    "te_and_cl": b"POST /echo HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\n"
+                 b"Content-Length: %d\r\n\r\n" % len(SMUGGLE) + SMUGGLE,
+    "duplicate_cl_differing": b"POST /echo HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 5\r\n"
+                              b"Content-Length: 6\r\n\r\nhello!",
+    "cl_list_differing": b"POST /echo HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 5, 6\r\n\r\nhello!",
+    "cl_not_a_number": b"POST /echo HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 5x\r\n\r\nhello",
+    "cl_negative": b"POST /echo HTTP/1.1\r\nHost: gw.test\r\nContent-Length: -5\r\n\r\nhello",
+    "te_gzip": b"POST /echo HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: gzip\r\n\r\nhello",
+    "te_chunked_then_gzip": b"POST /echo HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"
+                            b"5\r\nhello\r\n0\r\n\r\n",
+    "te_two_headers_last_gzip": b"POST /echo HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\n"
+                                b"Transfer-Encoding: gzip\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    "te_identity": b"POST /echo HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: identity\r\n\r\nhello",
+    "te_xchunked": b"POST /echo HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: xchunked\r\n\r\n"
+                   b"5\r\nhello\r\n0\r\n\r\n",
+    "obs_fold": b"GET /echo HTTP/1.1\r\nHost: gw.test\r\nX-Folded: first\r\n  continued\r\n\r\n",
+    "obs_fold_tab": b"GET /echo HTTP/1.1\r\nHost: gw.test\r\nX-Folded: first\r\n\tcontinued\r\n\r\n",
+    "nul_in_value": b"GET /echo HTTP/1.1\r\nHost: gw.test\r\nX-Bad: a\x00b\r\n\r\n",
+    "control_in_value": b"GET /echo HTTP/1.1\r\nHost: gw.test\r\nX-Bad: a\x01b\r\n\r\n",
+    "escape_in_value": b"GET /echo HTTP/1.1\r\nHost: gw.test\r\nX-Bad: a\x1b[31mb\r\n\r\n",
+    "del_in_value": b"GET /echo HTTP/1.1\r\nHost: gw.test\r\nX-Bad: a\x7fb\r\n\r\n",
+    "bare_cr_in_value": b"GET /echo HTTP/1.1\r\nHost: gw.test\r\nX-Bad: a\rX-Injected: 1\r\n\r\n",
+    "space_in_name": b"GET /echo HTTP/1.1\r\nHost: gw.test\r\nBad Name: x\r\n\r\n",
+    "space_before_colon": b"GET /echo HTTP/1.1\r\nHost: gw.test\r\nContent-Length : 0\r\n\r\n",
+    "paren_in_name": b"GET /echo HTTP/1.1\r\nHost: gw.test\r\nX(y): z\r\n\r\n",
+    "empty_name": b"GET /echo HTTP/1.1\r\nHost: gw.test\r\n: novalue\r\n\r\n",
+    "nul_in_name": b"GET /echo HTTP/1.1\r\nHost: gw.test\r\nX-\x00A: 1\r\n\r\n",
+    "no_colon": b"GET /echo HTTP/1.1\r\nHost: gw.test\r\nJustAName\r\n\r\n",
+    "missing_host": b"GET /echo HTTP/1.1\r\nUser-Agent: t\r\n\r\n",
+    "two_hosts_same": b"GET /echo HTTP/1.1\r\nHost: gw.test\r\nHost: gw.test\r\n\r\n",
+    "two_hosts_differing": b"GET /echo HTTP/1.1\r\nHost: gw.test\r\nHost: evil.test\r\n\r\n",
+    "space_in_target": b"GET /ec ho HTTP/1.1\r\nHost: gw.test\r\n\r\n",
+    "extra_token_in_request_line": b"GET /echo HTTP/1.1 extra\r\nHost: gw.test\r\n\r\n",
+    "lowercase_method_garbage": b"G@T /echo HTTP/1.1\r\nHost: gw.test\r\n\r\n",
+    "http09": b"GET /echo\r\n\r\n",
+    "garbage_line": b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_400))
+def test_malformed_400(gw, upstream, name):
+    refused(gw, upstream, BAD_400[name], 400)
+
+
+def test_smuggled_request_never_reaches_upstream(gw, upstream):
+    refused(gw, upstream, BAD_400["cl_and_te"], 400)
+    assert all("smuggled" not in q.target for q in upstream.started)
+
+
+def test_uri_too_long_414(gw, upstream):
+    refused(gw, upstream, b"GET /echo?" + b"a" * 1100 + b" HTTP/1.1\r\nHost: gw.test\r\n\r\n", 414)
+
+
+def test_uri_at_limit_passes(gw, upstream):
+    target = "/echo?" + "a" * (1024 - len("/echo?"))
+    with gw.connect() as c:
+        c.request("GET", target)
+        assert c.read_response().status == 200
+    assert upstream.wait_for(1)[0].target == target
+
+
+def test_too_many_headers_431(gw, upstream):
+    hdrs = b"".join(b"X-H%d: %d\r\n" % (i, i) for i in range(25))
+    refused(gw, upstream, b"GET /echo HTTP/1.1\r\nHost: gw.test\r\n" + hdrs + b"\r\n", 431)
+
+
+def test_headers_too_large_431(gw, upstream):
+    refused(gw, upstream, b"GET /echo HTTP/1.1\r\nHost: gw.test\r\nX-Big: " + b"a" * 5000 + b"\r\n\r\n", 431)
+
+
+def test_headers_within_limits_pass(gw, upstream):
+    hdrs = [(f"X-H{i}", "v" * 100) for i in range(15)]
+    with gw.connect() as c:
+        c.request("GET", "/echo", headers=hdrs)
+        assert c.read_response().status == 200
+    (req,) = upstream.wait_for(1)
+    assert all(req.header(k) == v for k, v in hdrs)
+
+
+def test_body_over_max_body_content_length_413(gw, upstream):
+    raw = b"POST /echo HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 1001\r\n\r\n" + b"x" * 1001
+    refused(gw, upstream, raw, 413, close=False)
+
+
+def test_body_over_max_body_with_expect_gets_no_100(gw, upstream):
+    c = gw.connect()
+    c.send(b"POST /echo HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n")
+    r = c.read_response()
+    assert r.interim == [], "100 Continue sent for a body that will be refused"
+    assert_problem(r, 413)
+    c.close()
+    assert upstream.started == [] and upstream.bytes_received == 0
+    still_forwards(gw, upstream)
+
+
+def test_body_at_max_body_passes(gw, upstream):
+    with gw.connect() as c:
+        c.request("POST", "/echo", body=b"y" * 1000)
+        assert c.read_response().status == 200
+    assert upstream.wait_for(1)[0].body == b"y" * 1000
+
+
+def test_body_over_max_body_chunked_413(gw, upstream):
+    """Enforced while streaming: the upstream may have seen the head and part
+    of the body, but never a complete request; the client gets a 413 or a
+    closed connection, never a 2xx."""
+    c = gw.connect()
+    c.send(b"POST /echo HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\n\r\n")
+    status = None
+    try:
+        for _ in range(20):  # 20 x 200 bytes = 4000 > max_body 1000
+            c.send(b"c8\r\n" + b"z" * 200 + b"\r\n")
+        c.send(b"0\r\n\r\n")
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    try:
+        r = c.read_response()
+        status = r.status
+        assert_problem(r, 413)
+    except Exception as e:  # a closed connection is acceptable
+        if status is not None:
+            raise
+        assert c.eof, f"neither a 413 nor a closed connection: {e!r}"
+    c.close()
+    time.sleep(0.3)  # let anything in flight land before looking
+    assert upstream.requests == [], f"upstream got a complete oversized request: {upstream.requests}"
+    for q in upstream.started:
+        assert not q.complete
+
+
+def test_malformed_chunk_size_400(gw, upstream):
+    c = gw.connect()
+    c.send(b"POST /echo HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n")
+    try:
+        r = c.read_response()
+        assert_problem(r, 400)
+    except Exception:
+        assert c.eof
+    c.close()
+    time.sleep(0.3)
+    assert upstream.requests == []
+
+
+# -- timeouts ------------------------------------------------------------------
+
+def test_slow_headers_408(proxy, upstream):
+    gw = proxy(limits={"header_timeout": 0.5})
+    c = gw.connect()
+    c.send(b"GET /echo HTTP/1.1\r\nHost: gw.t")
+    r = c.read_response(timeout=5)
+    assert_problem(r, 408)
+    assert c.closed_by_peer(5)
+    assert upstream.started == [] and upstream.bytes_received == 0
+
+
+def test_slowloris_drip_still_408(proxy, upstream):
+    """header_timeout bounds the whole head, not the gap between bytes."""
+    gw = proxy(limits={"header_timeout": 0.5})
+    c = gw.connect()
+    c.send(b"GET /echo HTTP/1.1\r\nHost: gw.test\r\n")
+    c.sock.setblocking(False)
+    got = b""
+    deadline = time.monotonic() + 6
+    while time.monotonic() < deadline:
+        try:
+            c.sock.send(b"X")
+        except (BlockingIOError, BrokenPipeError, ConnectionResetError):
+            break
+        try:
+            data = c.sock.recv(65536)
+            if not data:
+                break
+            got += data
+        except BlockingIOError:
+            pass
+        except ConnectionResetError:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("a dripping client kept the connection open for 6s with header_timeout 0.5")
+    assert got == b"" or got.startswith(b"HTTP/1.1 408"), got[:200]
+    assert upstream.started == []
+
+
+def test_slow_body_408(proxy, upstream):
+    gw = proxy(limits={"body_timeout": 0.5})
+    c = gw.connect()
+    c.send(b"POST /echo HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 10\r\n\r\nabc")
+    r = c.read_response(timeout=5)
+    assert_problem(r, 408)
+    assert c.closed_by_peer(5)
+    time.sleep(0.3)
+    assert upstream.requests == [], "an incomplete body was completed towards the upstream"
+
+
+def test_idle_keepalive_closed(proxy, upstream):
+    gw = proxy(limits={"idle_timeout": 0.5})
+    c = gw.connect()
+    c.request("GET", "/echo")
+    assert c.read_response().status == 200
+    assert c.closed_by_peer(5), "idle keep-alive connection not closed after idle_timeout"
+    assert len(upstream.requests) == 1
+
+
+def test_silent_connection_closed(proxy, upstream):
+    gw = proxy(limits={"header_timeout": 0.5, "idle_timeout": 0.5})
+    c = gw.connect()
+    assert c.closed_by_peer(5), "a connection that never sends anything is never closed"
+    assert upstream.started == []
+
+
+def test_busy_connection_not_closed_by_idle_timeout(proxy, upstream):
+    """idle_timeout must not cut a request that is waiting on the upstream."""
+    gw = proxy(limits={"idle_timeout": 0.5})
+    c = gw.connect()
+    c.request("GET", "/slow?ms=1200")
+    r = c.read_response(timeout=5)
+    assert r.status == 200 and r.complete

@@ -1,0 +1,188 @@
+/* Config loading: the snapshot built from gatehouse.lua and route files,
+ * and the file:line errors a broken config gets. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <llhttp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+
+static char dir[256];
+
+static void write_file(const char *rel, const char *text)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", dir, rel);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    char path[300];
+    snprintf(dir, sizeof(dir), "/tmp/gh_config_test.XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/routes", dir);
+    mkdir(path, 0700);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    return system(cmd);
+}
+
+static const char *BASE = "return {\n"
+                          "  listen = { \"127.0.0.1:18080\" },\n"
+                          "  workers = 3,\n"
+                          "  upstreams = {\n"
+                          "    orders = { targets = { \"127.0.0.1:18081\", \"127.0.0.1:18082\" } },\n"
+                          "  },\n"
+                          "  routes = \"routes/\",\n"
+                          "}\n";
+
+static gh_config_t *load(char *err, size_t errlen)
+{
+    char path[300];
+    snprintf(path, sizeof(path), "%s/gatehouse.lua", dir);
+    return gh_config_load(path, err, errlen);
+}
+
+static void test_loads_routes_and_defaults(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    write_file("gatehouse.lua", BASE);
+    write_file("routes/orders.lua",
+               "local gh = require 'gatehouse'\n"
+               "return gh.route { name = 'orders', match = { path = '/api/orders/**',\n"
+               "  methods = { 'GET', 'POST' } }, upstream = 'orders', strip = '/api' }\n");
+    write_file("routes/orders_test.lua", "error('policy tests are not route files')\n");
+    gh_config_t *cfg = load(err, sizeof(err));
+    assert_non_null(cfg);
+    assert_int_equal(cfg->workers, 3);
+    assert_int_equal(cfg->nlisten, 1);
+    assert_int_equal(cfg->nupstreams, 1);
+    assert_int_equal(cfg->upstreams[0].ntargets, 2);
+    assert_int_equal(cfg->upstreams[0].keepalive, 64);
+    assert_int_equal(cfg->limits.max_headers, 100);
+    assert_string_equal(cfg->access_log, "stderr");
+    assert_int_equal(gh_router_count(cfg->router), 1);
+    const gh_route_t *r = gh_router_at(cfg->router, 0);
+    assert_string_equal(r->name, "orders");
+    assert_string_equal(r->strip, "/api");
+    assert_int_equal(r->line, 2);
+    assert_true(r->methods & (1ull << HTTP_GET));
+    assert_false(r->methods & (1ull << HTTP_DELETE));
+    gh_config_free(cfg);
+}
+
+static void test_list_of_routes_and_limits(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    write_file("gatehouse.lua",
+               "return { listen = '127.0.0.1:1', limits = { max_body = 0, header_timeout = 0.5 },\n"
+               "  upstreams = { a = { targets = { 'localhost:9' }, read_timeout = 2 } } }\n");
+    write_file("routes/orders.lua", "local gh = require 'gatehouse'\n"
+                                    "return {\n"
+                                    "  gh.route { match = { path = '/a/**' }, upstream = 'a' },\n"
+                                    "  gh.route { match = { path = '/b' }, upstream = 'a' },\n"
+                                    "}\n");
+    gh_config_t *cfg = load(err, sizeof(err));
+    assert_non_null(cfg);
+    assert_int_equal(gh_router_count(cfg->router), 2);
+    assert_int_equal(cfg->limits.max_body, 0);
+    assert_true(cfg->limits.header_timeout == 0.5);
+    assert_true(cfg->upstreams[0].read_timeout == 2.0);
+    gh_config_free(cfg);
+}
+
+/* Loads and expects failure with err containing both fragments. */
+static void expect_error(const char *config, const char *route, const char *where,
+                         const char *what)
+{
+    char err[512] = "";
+    write_file("gatehouse.lua", config);
+    write_file("routes/orders.lua", route);
+    gh_config_t *cfg = load(err, sizeof(err));
+    if (cfg) gh_config_free(cfg);
+    assert_null(cfg);
+    if (!strstr(err, where) || !strstr(err, what))
+        fail_msg("error '%s' lacks '%s' or '%s'", err, where, what);
+}
+
+static const char *ROUTE = "local gh = require 'gatehouse'\n"
+                           "return gh.route { match = { path = '/x/**' }, upstream = 'orders' }\n";
+
+static void test_errors_point_at_file_and_line(void **state)
+{
+    (void)state;
+    expect_error("return {\n  listen = { '127.0.0.1:1' },\n  bogus = 1,\n"
+                 "  upstreams = { orders = { targets = { '127.0.0.1:2' } } } }\n",
+                 ROUTE, "gatehouse.lua:3:", "unknown key 'bogus'");
+    expect_error("return { listen = { '127.0.0.1:1' } ,, }\n", ROUTE, "gatehouse.lua:1:", "");
+    expect_error("return {\n  listen = { '127.0.0.1:99999' },\n"
+                 "  upstreams = { orders = { targets = { '127.0.0.1:2' } } } }\n",
+                 ROUTE, "gatehouse.lua:2:", "port must be 1-65535");
+    expect_error(BASE,
+                 "local gh = require 'gatehouse'\n\n"
+                 "return gh.route { match = { path = '/x/**' }, upstream = 'nope' }\n",
+                 "orders.lua:3:", "upstream 'nope', which is not defined");
+    expect_error(BASE,
+                 "local gh = require 'gatehouse'\n"
+                 "return gh.route { match = { path = '/x/**', methods = { 'get' } },\n"
+                 "  upstream = 'orders' }\n",
+                 "orders.lua:2:", "unknown HTTP method 'get'");
+    expect_error(BASE, "return gh.route {}\n", "orders.lua:1:", "gh");
+    expect_error("return {\n  listen = { '127.0.0.1:1' },\n  workers = 0,\n"
+                 "  upstreams = { orders = { targets = { '127.0.0.1:2' } } } }\n",
+                 ROUTE, "gatehouse.lua:3:", "'workers'");
+    expect_error("return {\n  listen = { '127.0.0.1:1' },\n  limits = {\n    max_headers = 'x' },\n"
+                 "  upstreams = { orders = { targets = { '127.0.0.1:2' } } } }\n",
+                 ROUTE, "gatehouse.lua:4:", "'max_headers' must be a number");
+    expect_error("return {\n  listen = { '127.0.0.1:1' },\n"
+                 "  upstreams = { orders = { targets = {} } } }\n",
+                 ROUTE, "gatehouse.lua:3:", "needs at least one target");
+    expect_error(BASE,
+                 "local gh = require 'gatehouse'\n"
+                 "return gh.route { match = { path = '/x/**' }, upstream = 'orders',\n"
+                 "  websocket = true }\n",
+                 "orders.lua:2:", "websocket");
+}
+
+static void test_missing_routes_dir(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    write_file("gatehouse.lua", "return { listen = '127.0.0.1:1', routes = 'nowhere/' }\n");
+    gh_config_t *cfg = load(err, sizeof(err));
+    assert_null(cfg);
+    assert_non_null(strstr(err, "routes directory"));
+}
+
+int main(void)
+{
+    setenv("GATEHOUSE_LUA_DIR", GH_LUA_DIR, 0);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_loads_routes_and_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_of_routes_and_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_errors_point_at_file_and_line, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_routes_dir, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
