@@ -292,10 +292,15 @@ def summary(results_path, mem_dir, meta_path):
     out.append("gatehouse: %s; nginx: %s; proxy workers: %s each; upstream: nginx, %s workers"
                % (meta.get("gh_version", "?"), meta.get("nginx_version", "?"),
                   meta.get("workers", "?"), meta.get("upstream_workers", "?")))
-    out.append("load: %s; %s interleaved rounds, median shown; access logs off"
-               % (meta.get("wrk_cmd", "?"), meta.get("rounds", "?")))
-    out.append("memory: VmRSS summed over all processes; %s idle keep-alive client "
-               "connections (one GET each, then held)" % meta.get("idle_conns", "?"))
+    out.append("load: %s; %s interleaved rounds, median shown; access logs off%s"
+               % (meta.get("wrk_cmd", "?"), meta.get("rounds", "?"),
+                  "; nginx also sets X-Forwarded-*/X-Request-Id" if meta.get("nginx_xfwd") == "1"
+                  else ""))
+    if meta.get("idle_conns", "0") != "0":
+        out.append("memory: VmRSS summed over all processes; %s idle keep-alive client "
+                   "connections (one GET each, then held)" % meta.get("idle_conns"))
+    else:
+        out.append("memory: VmRSS summed over all processes (idle-connection test skipped)")
     out.append("")
     out.append(line("", cols))
     out.append("|" + "-" * 34 + "|" + "".join("-" * 15 + ":|" for _ in cols))

@@ -26,16 +26,14 @@ static int refuse(gh_conn_t *c, int status, const char *detail)
     return -1;
 }
 
-static void timer_cb(uv_timer_t *t);
-
+/* Moves c to the tail of the worker's list for kind (or off every list). */
 static void timer_set(gh_conn_t *c, gh_conn_timer_t kind, double seconds)
 {
+    gh_list_remove(&c->tlink);
     c->timer_kind = kind;
-    if (kind == GH_TIMER_OFF) {
-        uv_timer_stop(&c->timer);
-        return;
-    }
-    uv_timer_start(&c->timer, timer_cb, (uint64_t)(seconds * 1000 + 0.5), 0);
+    if (kind == GH_TIMER_OFF) return;
+    c->deadline = uv_now(&c->w->loop) + (uint64_t)(seconds * 1000 + 0.5);
+    gh_list_push_tail(&c->w->deadlines[kind], &c->tlink);
 }
 
 static int on_message_begin(llhttp_t *p)
@@ -112,9 +110,14 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
     if (!r->in_value) {
         x->value = r->head.len;
         r->in_value = true;
+    } else if (at != c->value_end) {
+        /* llhttp continues a value across CRLF SP (obs-fold); we refuse it,
+         * as RFC 9112 5.2 allows, rather than forward a folded field. */
+        return refuse(c, 400, "obsolete line folding in a header field");
     }
     if (add_header_bytes(c, r, at, len)) return -1;
     x->value_len += (uint32_t)len;
+    c->value_end = at + len;
     return 0;
 }
 
@@ -186,6 +189,18 @@ static bool can_parse(const gh_conn_t *c)
     return !(c->req->proxy && gh_proxy_blocked(c->req->proxy));
 }
 
+/* Keeps reading while one more buffer can be held, even when it cannot be
+ * parsed yet: toggling epoll for every request costs more than the rare
+ * pipelined bytes that wait in pend. Stops for request-body back-pressure. */
+static bool want_read(const gh_conn_t *c)
+{
+    if (c->pend || c->peer_eof) return false;
+    const gh_req_t *r = c->req;
+    if (r && c->head_done && !r->body_done && c->body_flowing && r->proxy)
+        return !gh_proxy_blocked(r->proxy);
+    return true;
+}
+
 static void drop_pending(gh_conn_t *c)
 {
     if (c->pend) gh_buf_unref(c->pend);
@@ -218,6 +233,7 @@ static void parse_pending(gh_conn_t *c)
 {
     const char *p = c->pend->data + c->pend_off;
     c->cur = c->pend;
+    c->value_end = p; /* a value split across reads resumes right here */
     llhttp_errno_t err = llhttp_execute(&c->parser, p, c->pend_len);
     c->cur = NULL;
     size_t used = c->pend_len;
@@ -262,7 +278,7 @@ void gh_conn_process(gh_conn_t *c)
         gh_conn_close(c, true);
         return;
     }
-    if (!c->pend && can_parse(c)) {
+    if (want_read(c)) {
         if (gh_stream_read_start(&c->s) != 0) gh_conn_close(c, false);
     } else {
         gh_stream_read_stop(&c->s);
@@ -280,8 +296,14 @@ void gh_conn_body_ready(gh_conn_t *c)
 static void on_read(gh_stream_t *s, ssize_t nread, gh_buf_t *buf)
 {
     gh_conn_t *c = s->owner;
-    if (nread < 0) {
-        /* EOF or reset: whatever request is in progress cannot complete. */
+    if (nread == UV_EOF && c->req && c->req->body_done && !c->req->resp_done) {
+        /* Half-closed after a complete request: answer it, then close. */
+        c->peer_eof = true;
+        c->req->close_after = true;
+        gh_stream_read_stop(&c->s);
+        return;
+    }
+    if (nread < 0) { /* EOF or reset: a request in progress cannot complete */
         gh_conn_close(c, false);
         return;
     }
@@ -306,11 +328,10 @@ static void on_write(gh_stream_t *s, int status)
     if (c->req && c->req->proxy) gh_proxy_client_drained(c->req->proxy);
 }
 
-static void timer_cb(uv_timer_t *t)
+static void timer_fire(gh_conn_t *c, gh_conn_timer_t kind)
 {
-    gh_conn_t *c = t->data;
     const gh_limits_t *l = &c->w->cfg->limits;
-    switch (c->timer_kind) {
+    switch (kind) {
     case GH_TIMER_HEADER:
         if (!c->req) {
             gh_conn_close(c, false);
@@ -334,24 +355,32 @@ static void timer_cb(uv_timer_t *t)
     case GH_TIMER_LINGER:
         gh_stream_close(&c->s);
         break;
-    case GH_TIMER_OFF:
+    default:
         break;
     }
 }
 
-static void on_timer_closed(uv_handle_t *h)
+void gh_conn_expire(gh_worker_t *w, uint64_t now)
 {
-    gh_conn_t *c = h->data;
-    gh_worker_t *w = c->w;
-    gh_list_remove(&c->link);
-    free(c);
-    gh_worker_conn_gone(w);
+    for (int k = GH_TIMER_OFF + 1; k < GH_TIMER_KINDS; k++) {
+        gh_link_t *head = &w->deadlines[k];
+        while (!gh_list_empty(head)) {
+            gh_conn_t *c = gh_container_of(head->next, gh_conn_t, tlink);
+            if (c->deadline > now) break; /* the rest of this list is later */
+            timer_set(c, GH_TIMER_OFF, 0);
+            timer_fire(c, (gh_conn_timer_t)k);
+        }
+    }
 }
 
 static void on_stream_closed(gh_stream_t *s)
 {
     gh_conn_t *c = s->owner;
-    uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+    gh_worker_t *w = c->w;
+    gh_list_remove(&c->tlink);
+    gh_list_remove(&c->link);
+    free(c);
+    gh_worker_conn_gone(w);
 }
 
 void gh_conn_close(gh_conn_t *c, bool graceful)
@@ -393,17 +422,21 @@ void gh_conn_drain(gh_conn_t *c)
     else c->req->close_after = true;
 }
 
+/* Records the peer's address as text, whether it is a trusted proxy, and
+ * the local port (for X-Forwarded-Port). */
 static void peer_info(gh_conn_t *c)
 {
-    int len = sizeof(c->peer);
-    struct sockaddr_storage local;
-    int llen = sizeof(local);
+    struct sockaddr_storage peer, local;
+    int len = sizeof(peer), llen = sizeof(local);
+    const gh_config_t *cfg = c->w->cfg;
     strcpy(c->peer_ip, "unknown");
-    if (uv_tcp_getpeername(&c->s.tcp, (struct sockaddr *)&c->peer, &len) == 0) {
-        if (c->peer.ss_family == AF_INET6)
-            uv_ip6_name((struct sockaddr_in6 *)&c->peer, c->peer_ip, sizeof(c->peer_ip));
+    if (uv_tcp_getpeername(&c->s.tcp, (struct sockaddr *)&peer, &len) == 0) {
+        if (peer.ss_family == AF_INET6)
+            uv_ip6_name((struct sockaddr_in6 *)&peer, c->peer_ip, sizeof(c->peer_ip));
         else
-            uv_ip4_name((struct sockaddr_in *)&c->peer, c->peer_ip, sizeof(c->peer_ip));
+            uv_ip4_name((struct sockaddr_in *)&peer, c->peer_ip, sizeof(c->peer_ip));
+        for (size_t i = 0; i < cfg->ntrusted && !c->trusted; i++)
+            c->trusted = gh_cidr_contains(&cfg->trusted[i], (const struct sockaddr *)&peer);
     }
     if (uv_tcp_getsockname(&c->s.tcp, (struct sockaddr *)&local, &llen) == 0)
         c->local_port = ntohs(local.ss_family == AF_INET6
@@ -421,9 +454,8 @@ void gh_conn_accept(gh_worker_t *w, uv_stream_t *listener)
     }
     c->w = w;
     gh_list_push(&w->conns, &c->link);
+    gh_list_init(&c->tlink);
     w->nconns++;
-    uv_timer_init(&w->loop, &c->timer);
-    c->timer.data = c;
     c->s.on_read = on_read;
     c->s.on_write = on_write;
     c->s.on_close = on_stream_closed;

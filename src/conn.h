@@ -14,26 +14,31 @@
 typedef struct gh_worker_s gh_worker_t;
 typedef struct gh_req_s gh_req_t;
 
+/* Each kind has one duration per worker, so a worker keeps one FIFO list
+ * per kind, always in deadline order, and one ticking timer for them all:
+ * no timer handle per connection. */
 typedef enum {
     GH_TIMER_OFF,
     GH_TIMER_HEADER, /* waiting for a complete head -> 408 */
     GH_TIMER_BODY,   /* waiting for request body bytes -> 408 */
     GH_TIMER_IDLE,   /* keep-alive between requests -> close */
     GH_TIMER_LINGER, /* flushing before close -> close now */
+    GH_TIMER_KINDS
 } gh_conn_timer_t;
 
 typedef struct gh_conn_s {
     gh_stream_t s;
-    uv_timer_t timer;
-    gh_conn_timer_t timer_kind;
-    int handles; /* open libuv handles; freed when it drops to 0 */
     gh_worker_t *w;
-    gh_link_t link;
+    gh_link_t link;  /* in the worker's connection list */
+    gh_link_t tlink; /* in the worker's deadline list for timer_kind */
+    uint64_t deadline; /* loop time in ms */
+    gh_conn_timer_t timer_kind;
     llhttp_t parser;
     gh_req_t *req;
     gh_buf_t *pend; /* read bytes not yet parsed */
     size_t pend_off, pend_len;
     gh_buf_t *cur;  /* the buffer llhttp is parsing, for body slices */
+    const char *value_end; /* where the last header-value bytes ended */
     bool head_done;    /* the current request's head is complete */
     bool head_new;     /* ... and its phases have not started yet */
     bool msg_done;     /* ... and its body ended in the last parse */
@@ -42,11 +47,12 @@ typedef struct gh_conn_s {
     bool again;
     bool closing;
     bool requests_seen;
+    bool peer_eof;    /* the client half-closed while its response was pending */
+    bool trusted;     /* the peer is a configured trusted proxy */
     int err_status; /* set by a callback that refuses the request */
     const char *err_detail;
-    char peer_ip[64];
-    struct sockaddr_storage peer;
-    int local_port;
+    char peer_ip[46]; /* INET6_ADDRSTRLEN */
+    uint16_t local_port;
 } gh_conn_t;
 
 /* Accepts one connection from listener onto the worker. */
@@ -64,6 +70,9 @@ void gh_conn_request_done(gh_conn_t *c, bool close);
 
 /* Closes the connection: flushing queued writes first when graceful. */
 void gh_conn_close(gh_conn_t *c, bool graceful);
+
+/* Fires every expired deadline of the worker's connections. */
+void gh_conn_expire(gh_worker_t *w, uint64_t now);
 
 /* The worker is draining: close now if idle, otherwise after the request. */
 void gh_conn_drain(gh_conn_t *c);

@@ -2,6 +2,7 @@
 #include "headers.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <netinet/in.h>
 #include <string.h>
 
@@ -199,4 +200,32 @@ bool gh_cidr_contains(const gh_cidr_t *net, const struct sockaddr *sa)
     if (rest == 0) return true;
     uint8_t mask = (uint8_t)(0xff << (8 - rest));
     return ((net->addr[full] ^ addr[full]) & mask) == 0;
+}
+
+/* reg-name characters: unreserved, pct-encoded's '%', and sub-delims. */
+static bool reg_name_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           strchr("-._~%!$&'()*+,;=", c) != NULL;
+}
+
+bool gh_host_valid(const char *host, size_t len)
+{
+    size_t i = 0;
+    if (len > 0 && host[0] == '[') { /* IP-literal: hex, ':' and '.' only */
+        while (++i < len && host[i] != ']')
+            if (!isxdigit((unsigned char)host[i]) && host[i] != ':' && host[i] != '.') return false;
+        if (i == len) return false;
+        i++;
+    } else {
+        while (i < len && host[i] != ':') {
+            if (!reg_name_char((unsigned char)host[i]) || host[i] == '\0') return false;
+            i++;
+        }
+    }
+    if (i == len) return true;
+    if (host[i] != ':') return false;
+    for (i++; i < len; i++)
+        if (host[i] < '0' || host[i] > '9') return false;
+    return true;
 }

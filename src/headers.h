@@ -48,6 +48,12 @@ void gh_conn_tokens_add(gh_conn_tokens_t *set, const char *value, size_t len);
 /* True when name was listed in the set (case-insensitive). */
 bool gh_conn_tokens_has(const gh_conn_tokens_t *set, const char *name, size_t len);
 
+/* True for a Host value that is a valid uri-host [ ":" port ] (RFC 9112
+ * 3.2, RFC 3986 3.2.2): a reg-name, IPv4 or [IPv6] literal, an optional
+ * decimal port; no userinfo, path, spaces or second colon. Empty is valid
+ * (an authority-less target). */
+bool gh_host_valid(const char *host, size_t len);
+
 /* A client-supplied X-Request-Id is kept when 1..128 bytes of
  * [A-Za-z0-9._:-]; anything else is replaced by a generated one. */
 bool gh_request_id_valid(const char *id, size_t len);

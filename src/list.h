@@ -28,6 +28,14 @@ static inline void gh_list_push(gh_link_t *head, gh_link_t *l)
     head->next = l;
 }
 
+static inline void gh_list_push_tail(gh_link_t *head, gh_link_t *l)
+{
+    l->prev = head->prev;
+    l->next = head;
+    head->prev->next = l;
+    head->prev = l;
+}
+
 static inline void gh_list_remove(gh_link_t *l)
 {
     l->prev->next = l->next;

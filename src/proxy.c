@@ -564,8 +564,8 @@ static void up_gone(gh_proxy_t *p, ssize_t err)
                                    : "upstream connection reset");
 }
 
-/* The whole response has been relayed: end the client's copy of it. */
-static void response_complete(gh_proxy_t *p)
+/* The whole response has been read: end the client's copy of its body. */
+static void end_body(gh_proxy_t *p)
 {
     gh_req_t *r = p->r;
     r->upstream_end_ns = uv_hrtime();
@@ -574,8 +574,6 @@ static void response_complete(gh_proxy_t *p)
         r->bytes_out += 5;
     }
     gh_upstream_timer_stop(p->u);
-    gh_stream_read_stop(&p->u->s);
-    gh_req_response_done(r);
 }
 
 /* At EOF, a close-delimited body is complete; true when that is the case. */
@@ -594,23 +592,31 @@ static void up_read(gh_stream_t *s, ssize_t nread, gh_buf_t *buf)
     gh_proxy_t *p = u->owner;
     gh_req_t *r = p->r;
     if (nread < 0) {
-        if (eof_completes(p, nread)) response_complete(p);
-        else up_gone(p, nread);
+        if (eof_completes(p, nread)) {
+            end_body(p);
+            gh_req_response_done(r);
+        } else {
+            up_gone(p, nread);
+        }
         return;
     }
     p->got_bytes = true;
     p->cur = buf;
+    gh_stream_cork(&r->conn->s); /* head and body go out in one write */
     llhttp_errno_t e = llhttp_execute(&u->parser, buf->data, (size_t)nread);
     p->cur = NULL;
     if (e == HPE_PAUSED) {
         const char *pos = llhttp_get_error_pos(&u->parser);
         if (pos != buf->data + nread) p->trailing_garbage = true;
     } else if (e != HPE_OK) {
+        gh_stream_uncork(&r->conn->s);
         fail(p, 502, p->fail ? p->fail : "invalid response from the upstream");
         return;
     }
+    if (p->resp_complete) end_body(p);
+    gh_stream_uncork(&r->conn->s);
     if (p->resp_complete) {
-        response_complete(p);
+        gh_req_response_done(r);
         return;
     }
     if (r->conn->s.write_pending > HIGH_WATER) { /* the client reads slower */

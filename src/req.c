@@ -75,6 +75,7 @@ const char *gh_status_text(int status)
     case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
     case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
     default: return "Unknown";
     }
 }
@@ -107,6 +108,8 @@ static int scan_headers(gh_req_t *r, const char **detail, const gh_hdr_t **host)
         }
     }
     if (n_host > 1) return *detail = "more than one Host header", 400;
+    if (n_host && !gh_host_valid(gh_hdr_value(&r->head, *host), (*host)->value_len))
+        return *detail = "invalid Host header", 400;
     if (n_host == 0 && r->http_minor >= 1) return *detail = "HTTP/1.1 request without Host", 400;
     if (n_cl > 1) return *detail = "more than one Content-Length header", 400;
     if (n_cl && n_te) return *detail = "both Content-Length and Transfer-Encoding", 400;
@@ -124,7 +127,8 @@ static int parse_target(gh_req_t *r, const char **detail)
     if (n >= 7 && strncasecmp(u, "http://", 7) == 0) {
         const char *auth = u + 7, *end = auth;
         while (end < u + n && *end != '/' && *end != '?') end++;
-        if (end == auth) return *detail = "absolute-form target without a host", 400;
+        if (end == auth || !gh_host_valid(auth, (size_t)(end - auth)))
+            return *detail = "absolute-form target without a valid host", 400;
         r->host = auth;
         r->host_len = (size_t)(end - auth);
         n -= (size_t)(end - u);
@@ -147,18 +151,12 @@ static int parse_target(gh_req_t *r, const char **detail)
     return 0;
 }
 
-static bool peer_trusted(const gh_req_t *r)
-{
-    const gh_config_t *cfg = r->cfg;
-    for (size_t i = 0; i < cfg->ntrusted; i++)
-        if (gh_cidr_contains(&cfg->trusted[i], (const struct sockaddr *)&r->conn->peer))
-            return true;
-    return false;
-}
-
 int gh_req_head_complete(gh_req_t *r, const char **detail)
 {
     const gh_hdr_t *host = NULL;
+    if (r->http_major == 0) return *detail = "request line without an HTTP version", 400;
+    if (r->http_major != 1 || r->http_minor > 1)
+        return *detail = "only HTTP/1.0 and HTTP/1.1 are served here", 505;
     int st = scan_headers(r, detail, &host);
     if (!st && host) {
         r->host = gh_hdr_value(&r->head, host);
@@ -176,7 +174,7 @@ int gh_req_head_complete(gh_req_t *r, const char **detail)
     } else {
         gh_worker_request_id(r->w, r->id);
     }
-    r->trusted_peer = r->cfg->ntrusted && peer_trusted(r);
+    r->trusted_peer = r->conn->trusted;
     return 0;
 }
 
@@ -237,6 +235,7 @@ void gh_req_error(gh_req_t *r, int status, const char *detail)
         r->proxy = NULL;
     }
     r->status = status;
+    if (!r->id[0]) gh_worker_request_id(r->w, r->id); /* refused before the head was read */
     if (r->resp_head) { /* too late for an error response: cut the connection */
         gh_conn_close(r->conn, false);
         return;
@@ -252,7 +251,7 @@ void gh_req_error(gh_req_t *r, int status, const char *detail)
     int n = snprintf(b->data, b->cap,
                      "HTTP/1.1 %d %s\r\nContent-Type: application/problem+json\r\n"
                      "Content-Length: %zu\r\nX-Request-Id: %s\r\n%s\r\n",
-                     status, gh_status_text(status), blen, r->id[0] ? r->id : "-",
+                     status, gh_status_text(status), blen, r->id,
                      closing(r) ? "Connection: close\r\n" : "");
     if (r->method != HTTP_HEAD) {
         memcpy(b->data + n, body, blen);

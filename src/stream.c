@@ -3,12 +3,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
+#define WRITE_BUFS 16
+#define WRITE_SMALL 256
+
+/* One uv_write: up to WRITE_BUFS slices, small framing bytes copied inline,
+ * and a reference on every buffer a slice points into. */
+typedef struct write_req_s {
     uv_write_t req;
     gh_stream_t *s;
-    gh_buf_t *ref;
     size_t bytes;
-    char pre[32], post[32];
+    unsigned nbufs, nrefs, small_used;
+    uv_buf_t bufs[WRITE_BUFS];
+    gh_buf_t *refs[WRITE_BUFS];
+    char small[WRITE_SMALL];
 } write_req_t;
 
 static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *out)
@@ -60,41 +67,94 @@ static void write_cb(uv_write_t *req, int status)
 {
     write_req_t *w = (write_req_t *)req;
     gh_stream_t *s = w->s;
-    if (w->ref) gh_buf_unref(w->ref);
+    for (unsigned i = 0; i < w->nrefs; i++) gh_buf_unref(w->refs[i]);
     s->write_pending -= w->bytes;
     free(w);
     if (s->on_write && !s->closing) s->on_write(s, status);
+}
+
+static void drop(write_req_t *w)
+{
+    for (unsigned i = 0; i < w->nrefs; i++) gh_buf_unref(w->refs[i]);
+    free(w);
+}
+
+/* Hands a gathered request to libuv. Returns 0 or a libuv error. */
+static int submit(gh_stream_t *s, write_req_t *w)
+{
+    if (w->nbufs == 0) {
+        free(w);
+        return 0;
+    }
+    int rc = uv_write(&w->req, (uv_stream_t *)&s->tcp, w->bufs, w->nbufs, write_cb);
+    if (rc) {
+        drop(w);
+        return rc;
+    }
+    s->write_pending += w->bytes;
+    return 0;
+}
+
+static void add_small(write_req_t *w, const char *p, size_t n)
+{
+    if (!n) return;
+    memcpy(w->small + w->small_used, p, n);
+    w->bufs[w->nbufs++] = uv_buf_init(w->small + w->small_used, (unsigned)n);
+    w->small_used += (unsigned)n;
+    w->bytes += n;
 }
 
 int gh_stream_write(gh_stream_t *s, const char *pre, size_t pre_len, gh_buf_t *ref,
                     const char *data, size_t len, const char *post, size_t post_len)
 {
     if (s->closing) return UV_ECANCELED;
-    write_req_t *w = malloc(sizeof(*w));
-    if (!w) return UV_ENOMEM;
-    uv_buf_t bufs[3];
-    unsigned n = 0;
-    if (pre_len) {
-        memcpy(w->pre, pre, pre_len);
-        bufs[n++] = uv_buf_init(w->pre, (unsigned)pre_len);
+    write_req_t *w = s->batch;
+    if (w && (w->nbufs + 3 > WRITE_BUFS || w->small_used + pre_len + post_len > WRITE_SMALL)) {
+        s->batch = NULL;
+        int rc = submit(s, w);
+        if (rc) return rc;
+        w = NULL;
     }
-    if (len) bufs[n++] = uv_buf_init((char *)data, (unsigned)len);
-    if (post_len) {
-        memcpy(w->post, post, post_len);
-        bufs[n++] = uv_buf_init(w->post, (unsigned)post_len);
+    if (!w) {
+        w = malloc(sizeof(*w));
+        if (!w) return UV_ENOMEM;
+        w->s = s;
+        w->bytes = 0;
+        w->nbufs = w->nrefs = w->small_used = 0;
     }
-    w->s = s;
-    w->ref = ref;
-    w->bytes = pre_len + len + post_len;
-    if (ref) gh_buf_ref(ref);
-    int rc = uv_write(&w->req, (uv_stream_t *)&s->tcp, bufs, n, write_cb);
-    if (rc) {
-        if (ref) gh_buf_unref(ref);
-        free(w);
-        return rc;
+    add_small(w, pre, pre_len);
+    if (len) {
+        w->bufs[w->nbufs++] = uv_buf_init((char *)data, (unsigned)len);
+        w->bytes += len;
+        if (ref) {
+            gh_buf_ref(ref);
+            w->refs[w->nrefs++] = ref;
+        }
     }
-    s->write_pending += w->bytes;
-    return 0;
+    add_small(w, post, post_len);
+    if (s->corked) {
+        s->batch = w;
+        return 0;
+    }
+    return submit(s, w);
+}
+
+void gh_stream_cork(gh_stream_t *s)
+{
+    s->corked = 1;
+}
+
+int gh_stream_uncork(gh_stream_t *s)
+{
+    write_req_t *w = s->batch;
+    s->corked = 0;
+    s->batch = NULL;
+    if (!w) return 0;
+    if (s->closing) {
+        drop(w);
+        return UV_ECANCELED;
+    }
+    return submit(s, w);
 }
 
 static void close_cb(uv_handle_t *h)
@@ -106,6 +166,10 @@ static void close_cb(uv_handle_t *h)
 void gh_stream_close(gh_stream_t *s)
 {
     if (s->closing == 2) return;
+    if (s->batch) {
+        drop(s->batch);
+        s->batch = NULL;
+    }
     s->closing = 2;
     s->reading = 0;
     uv_close((uv_handle_t *)&s->tcp, close_cb);
@@ -122,6 +186,7 @@ static void shutdown_cb(uv_shutdown_t *req, int status)
 void gh_stream_shutdown_close(gh_stream_t *s)
 {
     if (s->closing) return;
+    gh_stream_uncork(s);
     uv_shutdown_t *req = malloc(sizeof(*req));
     gh_stream_read_stop(s);
     if (!req || uv_shutdown(req, (uv_stream_t *)&s->tcp, shutdown_cb) != 0) {

@@ -26,6 +26,8 @@ struct gh_stream_s {
     gh_stream_close_cb on_close;
     void *owner;
     size_t write_pending; /* bytes queued and not yet written */
+    struct write_req_s *batch; /* writes gathered while corked */
+    int corked;
     int reading;
     int closing; /* 1: shutting down after queued writes, 2: handle closing */
 };
@@ -41,6 +43,12 @@ void gh_stream_read_stop(gh_stream_t *s);
  * post are at most 32 bytes each. Returns 0 or a libuv error. */
 int gh_stream_write(gh_stream_t *s, const char *pre, size_t pre_len, gh_buf_t *ref,
                     const char *data, size_t len, const char *post, size_t post_len);
+
+/* While corked, writes are gathered and go out as one writev at uncork
+ * (a response head and its body in one syscall). uncork returns 0 or a
+ * libuv error. */
+void gh_stream_cork(gh_stream_t *s);
+int gh_stream_uncork(gh_stream_t *s);
 
 /* Flushes queued writes, then closes; on_close runs when the handle is gone. */
 void gh_stream_shutdown_close(gh_stream_t *s);

@@ -148,7 +148,6 @@ gh_upconn_t *gh_upstream_lease(gh_worker_t *w, int idx, bool fresh, void *owner,
         u->idle = false;
         u->reused = true;
         uv_timer_stop(&u->timer);
-        gh_stream_read_stop(&u->s);
     } else {
         u = upconn_new(w, p, tp);
         if (!u) return NULL;
@@ -169,8 +168,7 @@ void gh_upstream_release(gh_upconn_t *u)
         gh_upstream_close(u);
         return;
     }
-    u->s.on_read = idle_read;
-    gh_stream_read_stop(&u->s);
+    u->s.on_read = idle_read; /* still reading: no epoll change per request */
     if (gh_stream_read_start(&u->s) != 0) {
         gh_upstream_close(u);
         return;

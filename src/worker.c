@@ -14,6 +14,7 @@
 
 #define BACKLOG 4096
 #define LOG_FLUSH_MS 200
+#define TICK_MS 50 /* resolution of connection timeouts */
 
 /* One listening socket with SO_REUSEPORT, so each worker accepts on its own
  * and the kernel spreads connections. Returns the fd or -1 with err. */
@@ -108,6 +109,12 @@ static void on_wakeup(uv_async_t *a)
     if (req) begin_drain(w, req == 2);
 }
 
+static void on_tick(uv_timer_t *t)
+{
+    gh_worker_t *w = t->data;
+    gh_conn_expire(w, uv_now(&w->loop));
+}
+
 static void flush_log(uv_timer_t *t)
 {
     gh_worker_t *w = t->data;
@@ -123,6 +130,7 @@ static void worker_main(void *arg)
     w->wakeup_closed = 1;
     uv_mutex_unlock(&w->wakeup_lock);
     uv_close((uv_handle_t *)&w->flush_timer, NULL);
+    uv_close((uv_handle_t *)&w->tick, NULL);
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     gh_access_log_flush(w->alog);
@@ -151,6 +159,7 @@ int gh_worker_start(gh_worker_t *w)
     int rc = uv_loop_init(&w->loop);
     if (rc) return rc;
     gh_list_init(&w->conns);
+    for (int k = 0; k < GH_TIMER_KINDS; k++) gh_list_init(&w->deadlines[k]);
     if (getrandom(w->rng, sizeof(w->rng), 0) != sizeof(w->rng))
         w->rng[0] = uv_hrtime(), w->rng[1] = (uint64_t)(uintptr_t)w;
     w->rng[0] |= 1;
@@ -165,6 +174,10 @@ int gh_worker_start(gh_worker_t *w)
     w->flush_timer.data = w;
     uv_timer_start(&w->flush_timer, flush_log, LOG_FLUSH_MS, LOG_FLUSH_MS);
     uv_unref((uv_handle_t *)&w->flush_timer);
+    uv_timer_init(&w->loop, &w->tick);
+    w->tick.data = w;
+    uv_timer_start(&w->tick, on_tick, TICK_MS, TICK_MS);
+    uv_unref((uv_handle_t *)&w->tick);
     uv_timer_init(&w->loop, &w->drain_timer);
     w->drain_timer.data = w;
     uv_unref((uv_handle_t *)&w->drain_timer);

@@ -8,6 +8,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "conn.h"
 #include "list.h"
 #include "log.h"
 
@@ -30,6 +31,8 @@ typedef struct gh_worker_s {
     uv_timer_t flush_timer;        /* access-log flush */
     uv_timer_t drain_timer;        /* drain deadline */
     gh_link_t conns;               /* every downstream connection */
+    gh_link_t deadlines[GH_TIMER_KINDS];        /* per gh_conn_timer_t kind, in deadline order */
+    uv_timer_t tick;               /* expires connection deadlines */
     size_t nconns;
     int drain_requested; /* written by main thread: 1 drain, 2 stop now */
     uv_async_t *exit_notify; /* main thread's: sent when this worker's loop ended */

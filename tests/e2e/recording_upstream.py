@@ -29,6 +29,8 @@ Special paths (the query string is ignored for matching):
   /slow?ms=N             sleeps N ms, then answers like /echo
   /stall-body?ms=N       Content-Length: 20, sends 10 bytes, sleeps N ms, sends 10
   /close-mid-body        Content-Length: 1000, sends 10 bytes, closes
+  /close-after           200 with Connection: close, then closes
+  /close-delimited       200 with no Content-Length/chunked: 12000 bytes, then closes
   /drop                  closes the connection without answering
   /garbage               answers bytes that are not HTTP, then closes
   /hold?key=K            waits until the test calls release(K), then echoes
@@ -191,11 +193,12 @@ class _Reader:
 
 
 class RecordingUpstream:
-    def __init__(self, host="127.0.0.1", port=0, store_limit=16 << 20, log=None):
+    def __init__(self, host="127.0.0.1", port=0, store_limit=16 << 20, log=None, max_records=None):
         self.host = host
         self.want_port = port
         self.store_limit = store_limit   # bodies longer than this keep only len + sha256
         self.log = log                   # callable(str) or None
+        self.max_records = max_records   # keep only the newest N (long-running demo use)
         self.port = None
         self.lock = threading.Condition()
         self.requests = []       # complete requests, in completion order
@@ -229,6 +232,10 @@ class RecordingUpstream:
 
     def stop(self):
         self._stop.set()
+        try:
+            self._lsock.shutdown(socket.SHUT_RDWR)  # wakes accept() at once
+        except OSError:
+            pass
         with self.lock:
             for ev in self._events.values():
                 ev.set()
@@ -379,6 +386,8 @@ class RecordingUpstream:
         req = RecordedRequest(cid, seq, peer, method, target, version, headers)
         with self.lock:
             self.started.append(req)
+            if self.max_records and len(self.started) > self.max_records:
+                del self.started[:-self.max_records]
             self.lock.notify_all()
         if self.log:
             self.log(f"{peer[0]}:{peer[1]} #{cid}/{seq} {method} {target}")
@@ -450,6 +459,8 @@ class RecordingUpstream:
         req.complete = True
         with self.lock:
             self.requests.append(req)
+            if self.max_records and len(self.requests) > self.max_records:
+                del self.requests[:-self.max_records]
             self.lock.notify_all()
 
         conn_tokens = [t.strip().lower() for v in req.header_all("Connection") for t in v.split(",")]
@@ -467,12 +478,19 @@ class RecordingUpstream:
         if path == "/garbage":
             sock.sendall(b"THIS IS NOT HTTP\r\n\x00\x01\x02\r\n\r\n")
             return False
+        if path == "/close-after":
+            self._send(sock, 200, [("Content-Type", "text/plain")], b"closing now", False, head_only)
+            return False
+        if path == "/close-delimited":
+            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n" + b"until close " * 1000)
+            return False
         if path == "/close-mid-body":
             sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\n" + b"x" * 10)
             return False
         if path == "/stall-body":
             sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 20\r\n\r\n" + b"a" * 10)
-            time.sleep(int(q("ms", "1000")) / 1000)
+            if self._stop.wait(int(q("ms", "1000")) / 1000):
+                return False
             sock.sendall(b"b" * 10)
             return keep
         if path.startswith("/status/"):
@@ -489,8 +507,8 @@ class RecordingUpstream:
         if path == "/big":
             self._send_big(sock, int(q("size", "1048576")), q("mode", "length"), keep, head_only)
             return keep
-        if path == "/slow":
-            time.sleep(int(q("ms", "1000")) / 1000)
+        if path == "/slow" and self._stop.wait(int(q("ms", "1000")) / 1000):
+            return False
         if path in ("/hold",):
             self._event(q("key", "")).wait(30)
         body = json.dumps(req.to_json()).encode()
@@ -550,7 +568,7 @@ def main(argv=None):
     ap.add_argument("--quiet", action="store_true", help="do not log requests to stderr")
     args = ap.parse_args(argv)
     log = None if args.quiet else (lambda s: print(f"recording_upstream: {s}", file=sys.stderr, flush=True))
-    up = RecordingUpstream(args.host, args.port, log=log).start()
+    up = RecordingUpstream(args.host, args.port, log=log, max_records=1000).start()
     print(up.port, flush=True)
     print(f"recording_upstream: listening on {up.addr}", file=sys.stderr, flush=True)
     done = threading.Event()

@@ -6,8 +6,9 @@ import socket
 import subprocess
 
 import pytest
+import requests
 
-from conftest import GATEHOUSE_BIN, make_config, route_file, wait_until
+from conftest import GATEHOUSE_BIN, free_port, make_config, route_file, wait_until
 
 ROUTE_OK = route_file([{"match": {"path": "/**"}, "upstream": "up"}])
 
@@ -140,7 +141,9 @@ def test_usage_error_exit_2(args):
 def test_startup_line(proxy):
     gw = proxy()
     wait_until(lambda: "listening on" in gw.stderr(), 5, "the startup line")
-    assert re.search(rf"^gatehouse 0\.1\.0: listening on 127\.0\.0\.1:{gw.port} \(1 workers?\)$",
+    # the spec's line, possibly behind the text log prefix "gatehouse[info]: "
+    assert re.search(rf"^(gatehouse\[info\]: )?gatehouse 0\.1\.0: listening on 127\.0\.0\.1:{gw.port} "
+                     rf"\(1 workers?\)$",
                      gw.stderr(), re.M), gw.stderr()
 
 
@@ -197,3 +200,20 @@ def test_drain_deadline_bounds_shutdown(proxy, upstream):
         assert r.status >= 500 or not r.complete, r
     except Exception:
         assert c.eof
+
+
+def test_two_workers_and_two_listeners(gateway, upstream):
+    p1, p2 = free_port(), free_port()
+    cfg = make_config(p1, {"up": {"targets": [upstream.addr]}}).replace(
+        f'"127.0.0.1:{p1}",', f'"127.0.0.1:{p1}",\n    "127.0.0.1:{p2}",').replace("workers = 1", "workers = 2")
+    gw = gateway(config_text=cfg, routes=[{"match": {"path": "/**"}, "upstream": "up"}], start=False)
+    gw.port = p1
+    gw.start()
+    wait_until(lambda: gw.stderr().count("listening on") >= 1, 5, "the startup line")
+    for port in (p1, p2):
+        for i in range(4):
+            r = requests.get(f"http://127.0.0.1:{port}/echo?i={i}", timeout=5)
+            assert r.status_code == 200
+            assert any(h == ["X-Forwarded-Port", str(port)] for h in r.json()["headers"])
+    assert len(upstream.wait_for(8)) == 8
+    assert "(2 workers)" in gw.stderr(), gw.stderr()

@@ -180,17 +180,32 @@ def test_body_over_max_body_chunked_413(gw, upstream):
         assert not q.complete
 
 
-def test_malformed_chunk_size_400(gw, upstream):
+BAD_CHUNKS = {
+    "not_hex": b"zz\r\nhello\r\n0\r\n\r\n",
+    "space_after_size": b"5 \r\nhello\r\n0\r\n\r\n",
+    "lf_only": b"5\nhello\n0\n\n",
+    "size_overflow": b"fffffffffffffffffff1\r\nhello\r\n0\r\n\r\n",
+    "data_longer_than_size": b"3\r\nhello\r\n0\r\n\r\n",
+    "negative": b"-5\r\nhello\r\n0\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_CHUNKS))
+def test_malformed_chunked_body_400(gw, upstream, name):
+    """A body error is found while streaming: the upstream may have seen the
+    head, but never a complete request; the client gets 400 (or a close)."""
     c = gw.connect()
-    c.send(b"POST /echo HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n")
+    c.send(b"POST /echo HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\n\r\n" + BAD_CHUNKS[name])
     try:
         r = c.read_response()
-        assert_problem(r, 400)
     except Exception:
-        assert c.eof
+        assert c.eof, "neither a 400 nor a closed connection"
+    else:
+        assert_problem(r, 400)
+        assert c.closed_by_peer(5)
     c.close()
     time.sleep(0.3)
-    assert upstream.requests == []
+    assert upstream.requests == [], f"upstream got a complete request from a broken body: {upstream.requests}"
 
 
 # -- timeouts ------------------------------------------------------------------
@@ -268,3 +283,36 @@ def test_busy_connection_not_closed_by_idle_timeout(proxy, upstream):
     c.request("GET", "/slow?ms=1200")
     r = c.read_response(timeout=5)
     assert r.status == 200 and r.complete
+
+
+MORE_400 = {
+    # CONFIG-SPEC: "differing/duplicate Content-Length"
+    "duplicate_cl_same": b"POST /echo HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 5\r\n"
+                         b"Content-Length: 5\r\n\r\nhello",
+    "cl_plus_sign": b"POST /echo HTTP/1.1\r\nHost: gw.test\r\nContent-Length: +5\r\n\r\nhello",
+    "whitespace_before_first_header": b"GET /echo HTTP/1.1\r\n X-Evil: 1\r\nHost: gw.test\r\n\r\n",
+    "lowercase_method": b"get /echo HTTP/1.1\r\nHost: gw.test\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(MORE_400))
+def test_more_malformed_400(gw, upstream, name):
+    refused(gw, upstream, MORE_400[name], 400)
+
+
+@pytest.mark.parametrize("host", ["a b", "user@evil.example", "evil.example/x", "evil.example:80:81"])
+def test_invalid_host_value_400(gw, upstream, host):
+    """RFC 9112 3.2: a server MUST answer 400 to a Host with an invalid field
+    value (CONFIG-SPEC names missing/duplicate Host; routing keys on Host)."""
+    refused(gw, upstream, b"GET /echo HTTP/1.1\r\nHost: %s\r\n\r\n" % host.encode(), 400)
+
+
+def test_unsupported_http_version_refused(gw, upstream):
+    """RFC 9110 15.6.6: "HTTP/2.0" in an HTTP/1 request line is not served as 1.1."""
+    c = gw.connect()
+    c.send(b"GET /echo HTTP/2.0\r\nHost: gw.test\r\n\r\n")
+    r = c.read_response()
+    assert r.status in (400, 505), r
+    assert_problem(r, r.status)
+    c.close()
+    assert upstream.started == []

@@ -6,7 +6,7 @@ import re
 
 import requests
 
-from conftest import assert_problem
+from conftest import assert_problem, wait_until
 from recording_upstream import big_sha256
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
@@ -355,3 +355,70 @@ def test_gateway_error_is_problem_json(proxy, upstream):
     doc = assert_problem(r, 404)
     assert doc["instance"] == "/elsewhere"
     assert upstream.started == []
+
+
+def test_http10_client_served_and_closed(proxy, upstream):
+    gw = proxy()
+    c = gw.connect()
+    c.send(b"GET /echo?v=10 HTTP/1.0\r\nHost: gw.test\r\n\r\n")
+    r = c.read_response()
+    assert r.status == 200 and r.complete and r.json()["target"] == "/echo?v=10"
+    assert r.header("Transfer-Encoding") is None, "chunked sent to an HTTP/1.0 client"
+    assert c.closed_by_peer(5), "HTTP/1.0 connection without keep-alive left open"
+    assert upstream.wait_for(1)[0].target == "/echo?v=10"
+
+
+def test_client_connection_close_honoured(proxy, upstream):
+    gw = proxy()
+    c = gw.connect()
+    c.request("GET", "/echo", headers=[("Connection", "close")])
+    r = c.read_response()
+    assert r.status == 200
+    assert "close" in (r.header("Connection") or "").lower()
+    assert c.closed_by_peer(5)
+    assert len(upstream.wait_for(1)) == 1
+
+
+def test_upstream_connection_close_not_reused(proxy, upstream):
+    gw = proxy()
+    c = gw.connect()
+    c.request("GET", "/close-after")
+    r = c.read_response()
+    assert r.status == 200 and r.body == b"closing now"
+    assert r.header("Connection") is None or "close" not in r.header("Connection").lower(), \
+        "the upstream's Connection: close leaked to the client"
+    c.request("GET", "/echo?next=1")  # same client connection, new upstream connection
+    r = c.read_response()
+    assert r.status == 200 and r.json()["seq"] == 0
+    assert upstream.connections == 2
+
+
+def test_close_delimited_upstream_response_relayed(proxy, upstream):
+    gw = proxy()
+    c = gw.connect()
+    c.request("GET", "/close-delimited")
+    r = c.read_response()
+    assert r.status == 200 and r.complete
+    assert r.body == b"until close " * 1000
+    if r.framing != "close":  # re-framed: the client connection can carry on
+        c.request("GET", "/echo")
+        assert c.read_response().status == 200
+
+
+def test_keepalive_zero_keeps_no_idle_connection(proxy, upstream):
+    gw = proxy(upstream_opts={"keepalive": 0})
+    for i in range(3):
+        with requests.Session() as s:
+            assert s.get(gw.url(f"/echo?i={i}"), timeout=5).status_code == 200
+    reqs = upstream.wait_for(3)
+    assert [q.seq for q in reqs] == [0, 0, 0] and upstream.connections == 3
+
+
+def test_pooled_connection_closed_after_keepalive_timeout(proxy, upstream):
+    gw = proxy(upstream_opts={"keepalive_timeout": 0.3})
+    assert requests.get(gw.url("/echo"), timeout=5).status_code == 200
+    upstream.wait_for(1)
+    wait_until(lambda: upstream.open_connections() == 0, 5,
+               "the gateway to close its idle pooled connection after keepalive_timeout")
+    assert requests.get(gw.url("/echo?again=1"), timeout=5).status_code == 200
+    assert upstream.connections == 2

@@ -232,3 +232,19 @@ def test_target_not_starting_with_slash_refused(multi):
     status, got, r = hit(gw, ups, "admin")
     assert got is None
     assert_problem(r, 400)
+
+
+def test_absolute_form_target_routed_and_forwarded_consistently(multi):
+    """RFC 9112 3.2.2: with an absolute-form target the authority replaces
+    Host. Whatever the gateway does, the host it routes on and the Host the
+    upstream sees must agree (or it refuses the request)."""
+    gw, ups = multi([{"match": {"host": "api.example.com", "path": "/**"}, "upstream": "a"},
+                     {"match": {"path": "/**"}, "upstream": "b"}])
+    status, got, r = hit(gw, ups, "http://other.example/x", host="api.example.com")
+    if got is None:
+        assert_problem(r, 400)
+        return
+    seen = ups[got].requests[-1]
+    assert seen.target == "/x"
+    assert (got, seen.header("Host")) in (("a", "api.example.com"), ("b", "other.example")), \
+        f"routed to {got} but forwarded with Host {seen.header('Host')}"
