@@ -79,12 +79,36 @@ static void drop(write_req_t *w)
     free(w);
 }
 
-/* Hands a gathered request to libuv. Returns 0 or a libuv error. */
+/* Drops the first n written bytes from w's slices. */
+static void advance(write_req_t *w, size_t n)
+{
+    unsigned i = 0;
+    w->bytes -= n;
+    while (n && n >= w->bufs[i].len) n -= w->bufs[i++].len;
+    w->bufs[i].base += n;
+    w->bufs[i].len -= (unsigned)n;
+    memmove(w->bufs, w->bufs + i, (w->nbufs - i) * sizeof(uv_buf_t));
+    w->nbufs -= i;
+}
+
+/* Writes what the socket takes now; queues the rest with libuv. With an
+ * empty queue the common case finishes here, so read buffers go back to
+ * the pool at once instead of after the loop iteration. Returns 0 or a
+ * libuv error. */
 static int submit(gh_stream_t *s, write_req_t *w)
 {
-    if (w->nbufs == 0) {
-        free(w);
+    if (w->bytes == 0) {
+        drop(w);
         return 0;
+    }
+    if (s->write_pending == 0) {
+        int n = uv_try_write((uv_stream_t *)&s->tcp, w->bufs, w->nbufs);
+        if (n > 0 && (size_t)n == w->bytes) {
+            drop(w);
+            return 0;
+        }
+        if (n > 0) advance(w, (size_t)n);
+        /* other errors: let uv_write report them through write_cb */
     }
     int rc = uv_write(&w->req, (uv_stream_t *)&s->tcp, w->bufs, w->nbufs, write_cb);
     if (rc) {

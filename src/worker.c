@@ -163,7 +163,7 @@ int gh_worker_start(gh_worker_t *w)
     if (getrandom(w->rng, sizeof(w->rng), 0) != sizeof(w->rng))
         w->rng[0] = uv_hrtime(), w->rng[1] = (uint64_t)(uintptr_t)w;
     w->rng[0] |= 1;
-    w->pool = gh_buf_pool_new(256);
+    w->pool = gh_buf_pool_new(32);
     w->alog = gh_access_log_open(w->cfg->access_log);
     if (!w->pool || !w->alog || gh_upstream_pools_init(w)) return UV_ENOMEM;
     uv_mutex_init(&w->wakeup_lock);

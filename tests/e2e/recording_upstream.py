@@ -33,6 +33,7 @@ Special paths (the query string is ignored for matching):
   /close-delimited       200 with no Content-Length/chunked: 12000 bytes, then closes
   /drop                  closes the connection without answering
   /garbage               answers bytes that are not HTTP, then closes
+  /early-hints           a 103 interim response, then answers like /echo
   /hold?key=K            waits until the test calls release(K), then echoes
   /hold-sink?key=K       like /hold, but waits before reading the request body
 Any path can also be given a fixed answer with set_response().
@@ -507,6 +508,8 @@ class RecordingUpstream:
         if path == "/big":
             self._send_big(sock, int(q("size", "1048576")), q("mode", "length"), keep, head_only)
             return keep
+        if path == "/early-hints":
+            sock.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
         if path == "/slow" and self._stop.wait(int(q("ms", "1000")) / 1000):
             return False
         if path in ("/hold",):

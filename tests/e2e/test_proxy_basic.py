@@ -64,13 +64,15 @@ def test_pipelined_requests_answered_in_order(proxy, upstream):
     c = gw.connect()
     # The first is slow, so a gateway that answers out of order would show it.
     c.send(b"GET /slow?ms=300&n=1 HTTP/1.1\r\nHost: gw.test\r\n\r\n"
-           b"GET /echo?n=2 HTTP/1.1\r\nHost: gw.test\r\n\r\n"
-           b"POST /echo?n=3 HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 3\r\n\r\nabc")
-    rs = [c.read_response() for _ in range(3)]
-    assert [r.status for r in rs] == [200, 200, 200]
-    assert [r.json()["target"] for r in rs] == ["/slow?ms=300&n=1", "/echo?n=2", "/echo?n=3"]
-    assert rs[2].json()["body"] == "abc"
-    assert len(upstream.wait_for(3)) == 3
+           b"POST /echo?n=2 HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+           b"3\r\nxyz\r\n0\r\n\r\n"
+           b"GET /echo?n=3 HTTP/1.1\r\nHost: gw.test\r\n\r\n"
+           b"POST /echo?n=4 HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 3\r\n\r\nabc")
+    rs = [c.read_response() for _ in range(4)]
+    assert [r.status for r in rs] == [200] * 4
+    assert [r.json()["target"] for r in rs] == ["/slow?ms=300&n=1", "/echo?n=2", "/echo?n=3", "/echo?n=4"]
+    assert rs[1].json()["body"] == "xyz" and rs[3].json()["body"] == "abc"
+    assert [q.body for q in upstream.wait_for(4)] == [b"", b"xyz", b"", b"abc"]
 
 
 def test_chunked_request_body_arrives_intact(proxy, upstream):
@@ -130,6 +132,8 @@ def test_chunked_upstream_response_relayed(proxy, upstream):
 
 
 def test_head_204_304_have_no_body(proxy, upstream):
+    # a 304 may carry the Content-Length of the representation it stands for
+    upstream.set_response("/304-with-length", 304, [("ETag", '"v2"'), ("Content-Length", "100")])
     gw = proxy()
     c = gw.connect()
     # All on one connection: any stray body byte would corrupt the next response.
@@ -144,11 +148,17 @@ def test_head_204_304_have_no_body(proxy, upstream):
     c.request("GET", "/304", headers=[("If-None-Match", '"v1"')])
     r = c.read_response()
     assert r.status == 304 and r.header("ETag") == '"v1"' and r.header("Transfer-Encoding") is None
+    c.request("HEAD", "/big?size=5000&mode=chunked")
+    r = c.read_response("HEAD")
+    assert r.status == 200 and r.body == b""
+    c.request("GET", "/304-with-length")
+    r = c.read_response()
+    assert r.status == 304 and r.body == b""
     c.request("GET", "/echo?last=1")
     r = c.read_response()
     assert r.status == 200 and r.json()["target"] == "/echo?last=1"
     assert not c.buf, f"stray bytes after the responses: {bytes(c.buf)!r}"
-    reqs = upstream.wait_for(4)
+    reqs = upstream.wait_for(6)
     assert reqs[0].method == "HEAD" and reqs[2].header("If-None-Match") == '"v1"'
 
 
@@ -422,3 +432,40 @@ def test_pooled_connection_closed_after_keepalive_timeout(proxy, upstream):
                "the gateway to close its idle pooled connection after keepalive_timeout")
     assert requests.get(gw.url("/echo?again=1"), timeout=5).status_code == 200
     assert upstream.connections == 2
+
+
+def test_interim_103_then_final_response(proxy, upstream):
+    gw = proxy()
+    c = gw.connect()
+    c.request("GET", "/early-hints")
+    r = c.read_response()
+    assert r.status == 200 and r.json()["target"] == "/early-hints"
+    assert all(i.status == 103 for i in r.interim)
+    c.request("GET", "/echo?next=1")
+    assert c.read_response().json()["target"] == "/echo?next=1"
+
+
+def test_concurrent_clients_get_their_own_responses(proxy, upstream):
+    import threading
+    gw = proxy(workers=2)
+    errors = []
+
+    def client(n):
+        try:
+            with requests.Session() as s:
+                for i in range(10):
+                    r = s.post(gw.url(f"/echo?c={n}&i={i}"), data=f"body-{n}-{i}", timeout=10)
+                    doc = r.json()
+                    if r.status_code != 200 or doc["target"] != f"/echo?c={n}&i={i}" or doc["body"] != f"body-{n}-{i}":
+                        errors.append((n, i, r.status_code, doc.get("target")))
+        except Exception as e:  # reported below
+            errors.append((n, repr(e)))
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(30)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads)
+    assert errors == []
+    assert len(upstream.wait_for(300)) == 300

@@ -165,3 +165,39 @@ def test_gateway_survives_upstream_failures(proxy, upstream):
         c.request("GET", "/echo?after=1")
         assert c.read_response().status == 200
     assert gw.alive()
+
+
+def test_client_abort_never_desyncs_pooled_connection(proxy, upstream):
+    """A client that goes away while its response is pending must not leave a
+    stale response on a pooled connection for the next client to receive."""
+    gw = proxy()
+    for i in range(3):
+        a = gw.connect()
+        a.request("GET", f"/slow?ms=300&abandoned={i}")
+        upstream.wait_started(i * 2 + 1)
+        a.close()
+        with gw.connect() as b:
+            b.request("GET", f"/echo?b={i}")
+            r = b.read_response(timeout=8)
+            assert r.status == 200 and r.json()["target"] == f"/echo?b={i}", r
+    with gw.connect() as c:  # after the slow answers have all been produced
+        for i in range(3):
+            c.request("GET", f"/echo?c={i}")
+            assert c.read_response(timeout=8).json()["target"] == f"/echo?c={i}"
+
+
+def test_client_abort_mid_upload_never_reaches_upstream_complete(proxy, upstream):
+    gw = proxy()
+    with gw.connect() as c:
+        c.request("GET", "/echo?warm=1")  # leaves a pooled upstream connection
+        assert c.read_response().status == 200
+    a = gw.connect()
+    a.send(b"POST /echo?partial=1 HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 100000\r\n\r\n" + b"p" * 1000)
+    upstream.wait_started(2)
+    a.close()
+    for i in range(3):
+        with gw.connect() as b:
+            b.request("GET", f"/echo?after={i}")
+            r = b.read_response(timeout=8)
+            assert r.status == 200 and r.json()["target"] == f"/echo?after={i}", r
+    assert all(q.target != "/echo?partial=1" for q in upstream.requests), "a truncated upload was completed"
