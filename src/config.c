@@ -104,7 +104,8 @@ static int check_keys(ctx_t *c, int idx, const char *const *allowed, const char 
         lua_pop(L, 1);
         if (lua_type(L, -1) != LUA_TSTRING) {
             lua_pop(L, 1);
-            return fail(c, where, "unexpected non-string key in %s", where[0] ? where[0] : "config");
+            return fail(c, where, "unexpected non-string key in %s",
+                        where[0] ? where[0] : "config");
         }
         const char *k = lua_tostring(L, -1);
         int ok = 0;
@@ -294,9 +295,9 @@ static int parse_trusted(ctx_t *c, int idx, gh_config_t *cfg)
 
 static int parse_limits(ctx_t *c, int idx, gh_limits_t *l)
 {
-    static const char *const allowed[] = {
-        "max_uri",      "max_header_bytes", "max_headers",  "max_body",     "header_timeout",
-        "body_timeout", "idle_timeout",     "drain_timeout", NULL};
+    static const char *const allowed[] = {"max_uri",      "max_header_bytes", "max_headers",
+                                          "max_body",     "header_timeout",   "body_timeout",
+                                          "idle_timeout", "drain_timeout",    NULL};
     const char *keys[] = {"limits", NULL};
     *l = (gh_limits_t){.max_uri = 8192,
                        .max_header_bytes = 32768,
@@ -332,8 +333,8 @@ static int parse_limits(ctx_t *c, int idx, gh_limits_t *l)
 /* Reads one upstream table (at the top of the stack) named name. */
 static int parse_upstream(ctx_t *c, const char *name, gh_upstream_conf_t *u)
 {
-    static const char *const allowed[] = {
-        "targets", "keepalive", "keepalive_timeout", "connect_timeout", "read_timeout", NULL};
+    static const char *const allowed[] = {"targets",         "keepalive",    "keepalive_timeout",
+                                          "connect_timeout", "read_timeout", NULL};
     const char *keys[] = {"upstreams", name, NULL};
     const char *tkeys[] = {"upstreams", name, "targets", NULL};
     int top = lua_gettop(c->L);
@@ -409,7 +410,7 @@ static int method_bits(ctx_t *c, int idx, uint64_t *bits, const char *const *key
     int rc = 0;
     for (size_t i = 0; i < n && !rc; i++) {
         int found = -1;
-#define GH_METHOD(num, name, string)                                                                \
+#define GH_METHOD(num, name, string)                                                               \
     if (strcmp(#string, list[i]) == 0) found = num;
         HTTP_METHOD_MAP(GH_METHOD)
 #undef GH_METHOD
@@ -432,7 +433,7 @@ static int upstream_index(const gh_config_t *cfg, const char *name)
 /* Reads the route table at the top of the stack into r. */
 static int parse_route(ctx_t *c, const gh_config_t *cfg, gh_route_t *r)
 {
-    static const char *const allowed[] = {"name",     "match",         "upstream", "strip",
+    static const char *const allowed[] = {"name",      "match",         "upstream", "strip",
                                           "websocket", "preserve_host", NULL};
     static const char *const match_allowed[] = {"host", "path", "methods", NULL};
     lua_State *L = c->L;
@@ -607,10 +608,10 @@ static lua_State *config_state(void)
 {
     lua_State *L = luaL_newstate();
     if (!L) return NULL;
-    static const luaL_Reg libs[] = {{"", luaopen_base},          {"package", luaopen_package},
-                                    {"table", luaopen_table},    {"string", luaopen_string},
-                                    {"math", luaopen_math},      {"os", luaopen_os},          {"debug", luaopen_debug},
-                                    {NULL, NULL}};
+    static const luaL_Reg libs[] = {{"", luaopen_base},       {"package", luaopen_package},
+                                    {"table", luaopen_table}, {"string", luaopen_string},
+                                    {"math", luaopen_math},   {"os", luaopen_os},
+                                    {"debug", luaopen_debug}, {NULL, NULL}};
     for (const luaL_Reg *l = libs; l->func; l++) {
         lua_pushcfunction(L, l->func);
         lua_pushstring(L, l->name);
@@ -626,15 +627,15 @@ static lua_State *config_state(void)
     lua_pop(L, 1);
     /* Only the harmless part of os: a config may read the environment. */
     (void)luaL_dostring(L, "local g, t, c, d = os.getenv, os.time, os.clock, os.date "
-                     "os = { getenv = g, time = t, clock = c, date = d } "
-                     "dofile, loadfile, require_native = nil, nil, nil");
+                           "os = { getenv = g, time = t, clock = c, date = d } "
+                           "dofile, loadfile, require_native = nil, nil, nil");
     return L;
 }
 
 static int parse_top(ctx_t *c, gh_config_t *cfg)
 {
-    static const char *const allowed[] = {"listen",    "workers", "access_log", "trusted_proxies",
-                                          "limits",    "upstreams", "routes",   NULL};
+    static const char *const allowed[] = {"listen", "workers",   "access_log", "trusted_proxies",
+                                          "limits", "upstreams", "routes",     NULL};
     lua_State *L = c->L;
     const char *top_keys[] = {NULL};
     if (!lua_istable(L, 1)) return fail(c, top_keys, "the config file must return a table");

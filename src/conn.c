@@ -77,17 +77,9 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
     gh_req_t *r = c->req;
     gh_head_t *h = &r->head;
     if (!r->in_field) { /* a new field; a name split across reads continues */
-        if (h->n >= c->w->cfg->limits.max_headers)
-            return refuse(c, 431, "more header fields than limits.max_headers");
-        if (h->n == h->hcap) {
-            uint32_t cap = h->hcap ? h->hcap * 2 : 16;
-            gh_hdr_t *n = gh_arena_alloc(r->arena, cap * sizeof(gh_hdr_t));
-            if (!n) return refuse(c, 503, "out of memory");
-            if (h->n) memcpy(n, h->hdrs, h->n * sizeof(gh_hdr_t));
-            h->hdrs = n;
-            h->hcap = cap;
-        }
-        h->hdrs[h->n++] = (gh_hdr_t){h->len, 0, h->len, 0};
+        int rc = gh_head_new_field(r->arena, h, c->w->cfg->limits.max_headers);
+        if (rc > 0) return refuse(c, 431, "more header fields than limits.max_headers");
+        if (rc < 0) return refuse(c, 503, "out of memory");
         r->in_field = true;
         r->hdr_bytes += 4;
     }
@@ -239,8 +231,10 @@ static void parse_pending(gh_conn_t *c)
     size_t used = c->pend_len;
     if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
         used = (size_t)(llhttp_get_error_pos(&c->parser) - p);
-        if (err == HPE_PAUSED) llhttp_resume(&c->parser);
-        else llhttp_resume_after_upgrade(&c->parser);
+        if (err == HPE_PAUSED)
+            llhttp_resume(&c->parser);
+        else
+            llhttp_resume_after_upgrade(&c->parser);
     } else if (err != HPE_OK) {
         parse_failed(c, err);
         return;
@@ -288,8 +282,7 @@ void gh_conn_process(gh_conn_t *c)
 void gh_conn_body_ready(gh_conn_t *c)
 {
     c->body_flowing = true;
-    if (c->req && !c->req->body_done)
-        timer_set(c, GH_TIMER_BODY, c->w->cfg->limits.body_timeout);
+    if (c->req && !c->req->body_done) timer_set(c, GH_TIMER_BODY, c->w->cfg->limits.body_timeout);
     gh_conn_process(c);
 }
 
@@ -418,8 +411,10 @@ void gh_conn_request_done(gh_conn_t *c, bool close)
 void gh_conn_drain(gh_conn_t *c)
 {
     if (c->closing) return;
-    if (!c->req) gh_conn_close(c, true);
-    else c->req->close_after = true;
+    if (!c->req)
+        gh_conn_close(c, true);
+    else
+        c->req->close_after = true;
 }
 
 /* Records the peer's address as text, whether it is a trusted proxy, and
@@ -439,9 +434,9 @@ static void peer_info(gh_conn_t *c)
             c->trusted = gh_cidr_contains(&cfg->trusted[i], (const struct sockaddr *)&peer);
     }
     if (uv_tcp_getsockname(&c->s.tcp, (struct sockaddr *)&local, &llen) == 0)
-        c->local_port = ntohs(local.ss_family == AF_INET6
-                                  ? ((struct sockaddr_in6 *)&local)->sin6_port
-                                  : ((struct sockaddr_in *)&local)->sin_port);
+        c->local_port =
+            ntohs(local.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&local)->sin6_port
+                                              : ((struct sockaddr_in *)&local)->sin_port);
 }
 
 void gh_conn_accept(gh_worker_t *w, uv_stream_t *listener)

@@ -29,26 +29,26 @@ typedef enum {
 typedef struct gh_conn_s {
     gh_stream_t s;
     gh_worker_t *w;
-    gh_link_t link;  /* in the worker's connection list */
-    gh_link_t tlink; /* in the worker's deadline list for timer_kind */
+    gh_link_t link;    /* in the worker's connection list */
+    gh_link_t tlink;   /* in the worker's deadline list for timer_kind */
     uint64_t deadline; /* loop time in ms */
     gh_conn_timer_t timer_kind;
     llhttp_t parser;
     gh_req_t *req;
     gh_buf_t *pend; /* read bytes not yet parsed */
     size_t pend_off, pend_len;
-    gh_buf_t *cur;  /* the buffer llhttp is parsing, for body slices */
+    gh_buf_t *cur;         /* the buffer llhttp is parsing, for body slices */
     const char *value_end; /* where the last header-value bytes ended */
-    bool head_done;    /* the current request's head is complete */
-    bool head_new;     /* ... and its phases have not started yet */
-    bool msg_done;     /* ... and its body ended in the last parse */
-    bool body_flowing; /* the current request may have its body parsed */
+    bool head_done;        /* the current request's head is complete */
+    bool head_new;         /* ... and its phases have not started yet */
+    bool msg_done;         /* ... and its body ended in the last parse */
+    bool body_flowing;     /* the current request may have its body parsed */
     bool in_process;
     bool again;
     bool closing;
     bool requests_seen;
-    bool peer_eof;    /* the client half-closed while its response was pending */
-    bool trusted;     /* the peer is a configured trusted proxy */
+    bool peer_eof;  /* the client half-closed while its response was pending */
+    bool trusted;   /* the peer is a configured trusted proxy */
     int err_status; /* set by a callback that refuses the request */
     const char *err_detail;
     char peer_ip[46]; /* INET6_ADDRSTRLEN */

@@ -126,9 +126,9 @@ void gh_access_log_write(gh_access_log_t *log, const gh_access_entry_t *e)
     put_str(line, sizeof(line), &n, "client", e->client, e->client ? strlen(e->client) : 0);
     put_str(line, sizeof(line), &n, "method", e->method, e->method ? strlen(e->method) : 0);
     put_str(line, sizeof(line), &n, "path", e->path, e->path_len);
-    int m = snprintf(line + n, sizeof(line) - n,
-                     ",\"status\":%d,\"bytes_in\":%llu,\"bytes_out\":%llu", e->status,
-                     (unsigned long long)e->bytes_in, (unsigned long long)e->bytes_out);
+    int m =
+        snprintf(line + n, sizeof(line) - n, ",\"status\":%d,\"bytes_in\":%llu,\"bytes_out\":%llu",
+                 e->status, (unsigned long long)e->bytes_in, (unsigned long long)e->bytes_out);
     if (m > 0 && (size_t)m < sizeof(line) - n) n += (size_t)m;
     put_str(line, sizeof(line), &n, "upstream", e->upstream, e->upstream ? strlen(e->upstream) : 0);
     if (e->upstream_ms >= 0)

@@ -11,22 +11,22 @@
 #include "worker.h"
 
 /* Queued bytes above which the reading side pauses, and below which it resumes. */
-#define HIGH_WATER (256 * 1024)
-#define LOW_WATER (64 * 1024)
-#define RESP_HEAD_MAX (64 * 1024)
+#define HIGH_WATER       (256 * 1024)
+#define LOW_WATER        (64 * 1024)
+#define RESP_HEAD_MAX    (64 * 1024)
 #define RESP_HEADERS_MAX 256
 
 struct gh_proxy_s {
     gh_req_t *r;
     gh_upconn_t *u;
     bool retried;
-    bool head_sent;   /* request head queued upstream */
-    bool req_sent;    /* whole request queued upstream */
-    bool got_bytes;   /* the upstream sent anything */
+    bool head_sent; /* request head queued upstream */
+    bool req_sent;  /* whole request queued upstream */
+    bool got_bytes; /* the upstream sent anything */
     bool client_blocked;
-    bool up_paused;   /* upstream reads paused for a slow client */
-    bool chunk_out;   /* re-frame the response body as chunked */
-    bool interim;     /* the response being parsed is a 1xx */
+    bool up_paused; /* upstream reads paused for a slow client */
+    bool chunk_out; /* re-frame the response body as chunked */
+    bool interim;   /* the response being parsed is a 1xx */
     bool resp_complete, trailing_garbage;
     bool in_field, in_value;
     const char *fail; /* set by a response callback that refuses it */
@@ -96,8 +96,9 @@ static void on_ready(gh_upconn_t *u, int status)
     if (status == UV_ETIMEDOUT)
         fail(p, 504, "timed out connecting to the upstream");
     else
-        fail(p, 502, status == UV_ECONNREFUSED ? "upstream refused the connection"
-                                               : "cannot connect to the upstream");
+        fail(p, 502,
+             status == UV_ECONNREFUSED ? "upstream refused the connection"
+                                       : "cannot connect to the upstream");
 }
 
 /* An append-only writer into a fixed buffer; overflow is sticky. */
@@ -134,8 +135,7 @@ static void put_hdr(wbuf_t *w, const char *name, const char *v, size_t vlen)
  * trusted proxy): the gateway is the trust boundary for these. */
 static bool forwarding_header(const char *n, size_t len)
 {
-    return gh_hdr_eq(n, len, "forwarded") ||
-           (len > 12 && strncasecmp(n, "x-forwarded-", 12) == 0);
+    return gh_hdr_eq(n, len, "forwarded") || (len > 12 && strncasecmp(n, "x-forwarded-", 12) == 0);
 }
 
 /* Copies the client's end-to-end headers: drops hop-by-hop ones, those
@@ -150,9 +150,8 @@ static void put_client_headers(wbuf_t *w, const gh_req_t *r)
             gh_hdr_eq(n, nl, "host") || gh_hdr_eq(n, nl, "content-length") ||
             gh_hdr_eq(n, nl, "expect") || gh_hdr_eq(n, nl, "x-request-id"))
             continue;
-        if (forwarding_header(n, nl) &&
-            (!r->trusted_peer || gh_hdr_eq(n, nl, "x-forwarded-for") ||
-             gh_hdr_eq(n, nl, "x-forwarded-prefix")))
+        if (forwarding_header(n, nl) && (!r->trusted_peer || gh_hdr_eq(n, nl, "x-forwarded-for") ||
+                                         gh_hdr_eq(n, nl, "x-forwarded-prefix")))
             continue; /* untrusted: dropped; trusted XFF and prefix are merged below */
         put(w, n, nl);
         put(w, ": ", 2);
@@ -307,11 +306,10 @@ void gh_proxy_request_end(gh_proxy_t *p)
     if (!p->resp_complete) gh_upstream_timer(p->u, p->u->conf->read_timeout);
 }
 
-bool gh_proxy_blocked(const gh_proxy_t *p)
+bool gh_proxy_blocked(gh_proxy_t *p)
 {
-    gh_proxy_t *mp = (gh_proxy_t *)p;
-    mp->client_blocked = p->u && p->u->s.write_pending > HIGH_WATER;
-    return mp->client_blocked;
+    p->client_blocked = p->u && p->u->s.write_pending > HIGH_WATER;
+    return p->client_blocked;
 }
 
 static void up_write(gh_stream_t *s, int status)
@@ -388,16 +386,9 @@ static int on_field(llhttp_t *parser, const char *at, size_t len)
     gh_proxy_t *p = pof(parser);
     gh_head_t *h = &p->rh;
     if (!p->in_field) {
-        if (h->n >= RESP_HEADERS_MAX) return resp_refuse(p, "too many upstream response headers");
-        if (h->n == h->hcap) {
-            uint32_t cap = h->hcap ? h->hcap * 2 : 16;
-            gh_hdr_t *n = gh_arena_alloc(p->r->arena, cap * sizeof(gh_hdr_t));
-            if (!n) return resp_refuse(p, "out of memory");
-            if (h->n) memcpy(n, h->hdrs, h->n * sizeof(gh_hdr_t));
-            h->hdrs = n;
-            h->hcap = cap;
-        }
-        h->hdrs[h->n++] = (gh_hdr_t){h->len, 0, h->len, 0};
+        int rc = gh_head_new_field(p->r->arena, h, RESP_HEADERS_MAX);
+        if (rc > 0) return resp_refuse(p, "too many upstream response headers");
+        if (rc < 0) return resp_refuse(p, "out of memory");
         p->in_field = true;
     }
     h->hdrs[h->n - 1].name_len += (uint32_t)len;
@@ -450,7 +441,8 @@ static void put_upstream_headers(wbuf_t *w, const gh_head_t *h, bool drop_length
 }
 
 /* Sends the response head to the client, choosing the body framing the
- * client can read. Returns 1 when no body follows for a HEAD request. */
+ * client can read. Returns 1 when no body follows (HEAD, 204, 304), which
+ * tells llhttp not to wait for one. */
 static int send_response_head(gh_proxy_t *p, llhttp_t *parser)
 {
     gh_req_t *r = p->r;
@@ -460,8 +452,10 @@ static int send_response_head(gh_proxy_t *p, llhttp_t *parser)
     bool up_chunked = (parser->flags & F_CHUNKED) != 0;
     bool has_len = (parser->flags & F_CONTENT_LENGTH) && !up_chunked;
     if (!no_body && !has_len) {
-        if (r->http_minor >= 1) p->chunk_out = true;
-        else r->close_after = true; /* HTTP/1.0: the close delimits the body */
+        if (r->http_minor >= 1)
+            p->chunk_out = true;
+        else
+            r->close_after = true; /* HTTP/1.0: the close delimits the body */
     }
     gh_buf_t *b = gh_buf_new(p->rh.len + p->rh.n * 4 + 512);
     if (!b) return resp_refuse(p, "out of memory");
@@ -488,7 +482,7 @@ static int send_response_head(gh_proxy_t *p, llhttp_t *parser)
     r->bytes_out += w.n;
     gh_stream_write(&r->conn->s, NULL, 0, b, b->data, w.n, NULL, 0);
     gh_buf_unref(b);
-    return head ? 1 : 0;
+    return no_body ? 1 : 0; /* llhttp would wait for a 304's Content-Length */
 }
 
 static int on_resp_headers(llhttp_t *parser)
@@ -560,8 +554,9 @@ static void up_gone(gh_proxy_t *p, ssize_t err)
     if (p->got_bytes)
         fail(p, 502, "upstream closed the connection mid-response");
     else
-        fail(p, 502, err == UV_EOF ? "upstream closed the connection without a response"
-                                   : "upstream connection reset");
+        fail(p, 502,
+             err == UV_EOF ? "upstream closed the connection without a response"
+                           : "upstream connection reset");
 }
 
 /* The whole response has been read: end the client's copy of its body. */

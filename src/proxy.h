@@ -19,8 +19,9 @@ void gh_proxy_request_body(gh_proxy_t *p, gh_buf_t *buf, const char *at, size_t 
 /* The request body has ended (closes a chunked body upstream). */
 void gh_proxy_request_end(gh_proxy_t *p);
 
-/* True while the upstream has too much request body queued to take more. */
-bool gh_proxy_blocked(const gh_proxy_t *p);
+/* True while the upstream has too much request body queued to take more;
+ * remembers that it said so, to resume the client when the queue drains. */
+bool gh_proxy_blocked(gh_proxy_t *p);
 
 /* The client's write queue drained some: resume reading the upstream. */
 void gh_proxy_client_drained(gh_proxy_t *p);

@@ -50,6 +50,21 @@ int gh_head_append(gh_arena_t *a, gh_head_t *h, const char *p, size_t n, size_t 
     return 0;
 }
 
+int gh_head_new_field(gh_arena_t *a, gh_head_t *h, size_t max)
+{
+    if (h->n >= max) return 1;
+    if (h->n == h->hcap) {
+        uint32_t cap = h->hcap ? h->hcap * 2 : 16;
+        gh_hdr_t *n = gh_arena_alloc(a, cap * sizeof(gh_hdr_t));
+        if (!n) return -1;
+        if (h->n) memcpy(n, h->hdrs, h->n * sizeof(gh_hdr_t));
+        h->hdrs = n;
+        h->hcap = cap;
+    }
+    h->hdrs[h->n++] = (gh_hdr_t){h->len, 0, h->len, 0};
+    return 0;
+}
+
 const gh_hdr_t *gh_head_find(const gh_head_t *h, const char *name)
 {
     for (uint32_t i = 0; i < h->n; i++)
@@ -60,23 +75,40 @@ const gh_hdr_t *gh_head_find(const gh_head_t *h, const char *name)
 const char *gh_status_text(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 417: return "Expectation Failed";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 417:
+        return "Expectation Failed";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Unknown";
     }
 }
 
@@ -181,8 +213,8 @@ int gh_req_head_complete(gh_req_t *r, const char **detail)
 /* route: pick the most specific route, or answer 404. */
 static gh_phase_rc phase_route(gh_req_t *r)
 {
-    r->route = gh_router_match(r->cfg->router, r->host, r->host_len, r->method, r->path,
-                               r->path_len);
+    r->route =
+        gh_router_match(r->cfg->router, r->host, r->host_len, r->method, r->path, r->path_len);
     if (r->route) return GH_PHASE_NEXT;
     gh_req_error(r, 404, "no route matches this request");
     return GH_PHASE_STOP;

@@ -44,9 +44,9 @@ typedef struct gh_req_s {
     gh_phase_t phase;
     uint64_t start_ns;
 
-    gh_head_t head;   /* url at data[0..url_len), then header names and values */
+    gh_head_t head; /* url at data[0..url_len), then header names and values */
     uint32_t url_len;
-    uint32_t hdr_bytes; /* counted against limits.max_header_bytes */
+    uint32_t hdr_bytes;      /* counted against limits.max_header_bytes */
     bool in_field, in_value; /* a header name / value is still arriving */
     int method;
     int http_major, http_minor;
@@ -63,9 +63,9 @@ typedef struct gh_req_s {
 
     int64_t content_length; /* -1: none */
     bool chunked, has_body, expect_continue, keep_alive, trusted_peer;
-    bool body_done;  /* the whole request body has been read */
-    bool resp_head;  /* a response head went to the client */
-    bool resp_done;  /* the whole response was queued */
+    bool body_done;   /* the whole request body has been read */
+    bool resp_head;   /* a response head went to the client */
+    bool resp_done;   /* the whole response was queued */
     bool close_after; /* close the connection after this response */
     bool finished;
 
@@ -82,6 +82,10 @@ gh_req_t *gh_req_new(gh_conn_t *conn);
 /* Appends bytes to a head buffer, growing it in the arena up to limit.
  * Returns 0, or -1 when the limit (or memory) would be exceeded. */
 int gh_head_append(gh_arena_t *a, gh_head_t *h, const char *p, size_t n, size_t limit);
+
+/* Starts a new (empty) field at the end of the head. Returns 0, 1 when
+ * max fields are there already, or -1 when out of memory. */
+int gh_head_new_field(gh_arena_t *a, gh_head_t *h, size_t max);
 
 /* Validates the parsed head (Host, framing, header bytes) and normalises
  * the path. Returns 0, or an HTTP status with *detail set. */

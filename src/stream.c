@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define WRITE_BUFS 16
+#define WRITE_BUFS  16
 #define WRITE_SMALL 256
 
 /* One uv_write: up to WRITE_BUFS slices, small framing bytes copied inline,

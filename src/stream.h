@@ -25,7 +25,7 @@ struct gh_stream_s {
     gh_stream_write_cb on_write;
     gh_stream_close_cb on_close;
     void *owner;
-    size_t write_pending; /* bytes queued and not yet written */
+    size_t write_pending;      /* bytes queued and not yet written */
     struct write_req_s *batch; /* writes gathered while corked */
     int corked;
     int reading;

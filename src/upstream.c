@@ -38,8 +38,7 @@ void gh_upstream_pools_close_idle(gh_worker_t *w)
 
 void gh_upstream_pools_free(gh_worker_t *w)
 {
-    for (size_t i = 0; w->upstreams && i < w->cfg->nupstreams; i++)
-        free(w->upstreams[i].targets);
+    for (size_t i = 0; w->upstreams && i < w->cfg->nupstreams; i++) free(w->upstreams[i].targets);
     free(w->upstreams);
     w->upstreams = NULL;
 }

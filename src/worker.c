@@ -12,17 +12,17 @@
 #include "conn.h"
 #include "upstream.h"
 
-#define BACKLOG 4096
+#define BACKLOG      4096
 #define LOG_FLUSH_MS 200
-#define TICK_MS 50 /* resolution of connection timeouts */
+#define TICK_MS      50 /* resolution of connection timeouts */
 
 /* One listening socket with SO_REUSEPORT, so each worker accepts on its own
  * and the kernel spreads connections. Returns the fd or -1 with err. */
 static int listen_socket(const gh_listen_conf_t *l, char *err, size_t errlen)
 {
     const struct sockaddr *sa = (const struct sockaddr *)&l->addr;
-    socklen_t len = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                              : sizeof(struct sockaddr_in);
+    socklen_t len =
+        sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||

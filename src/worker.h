@@ -28,13 +28,13 @@ typedef struct gh_worker_s {
     uv_async_t wakeup;             /* main thread -> worker: drain or stop */
     uv_mutex_t wakeup_lock;        /* guards wakeup against its closing */
     int wakeup_closed;
-    uv_timer_t flush_timer;        /* access-log flush */
-    uv_timer_t drain_timer;        /* drain deadline */
-    gh_link_t conns;               /* every downstream connection */
-    gh_link_t deadlines[GH_TIMER_KINDS];        /* per gh_conn_timer_t kind, in deadline order */
-    uv_timer_t tick;               /* expires connection deadlines */
+    uv_timer_t flush_timer;              /* access-log flush */
+    uv_timer_t drain_timer;              /* drain deadline */
+    gh_link_t conns;                     /* every downstream connection */
+    gh_link_t deadlines[GH_TIMER_KINDS]; /* per gh_conn_timer_t kind, in deadline order */
+    uv_timer_t tick;                     /* expires connection deadlines */
     size_t nconns;
-    int drain_requested; /* written by main thread: 1 drain, 2 stop now */
+    int drain_requested;     /* written by main thread: 1 drain, 2 stop now */
     uv_async_t *exit_notify; /* main thread's: sent when this worker's loop ended */
     int exited;
     int started;

@@ -32,6 +32,7 @@ Special paths (the query string is ignored for matching):
   /close-after           200 with Connection: close, then closes
   /close-delimited       200 with no Content-Length/chunked: 12000 bytes, then closes
   /drop                  closes the connection without answering
+  /reset                 resets the connection (RST) without answering
   /garbage               answers bytes that are not HTTP, then closes
   /early-hints           a 103 interim response, then answers like /echo
   /hold?key=K            waits until the test calls release(K), then echoes
@@ -45,6 +46,7 @@ import json
 import random
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -475,6 +477,9 @@ class RecordingUpstream:
             self._send(sock, status, headers, body, keep, head_only)
             return keep
         if path == "/drop":
+            return False
+        if path == "/reset":  # RST instead of FIN
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             return False
         if path == "/garbage":
             sock.sendall(b"THIS IS NOT HTTP\r\n\x00\x01\x02\r\n\r\n")

@@ -1,5 +1,6 @@
 """Command line and signals: -t, --version, -V, usage errors, SIGTERM drain."""
 
+import os
 import re
 import signal
 import socket
@@ -217,3 +218,12 @@ def test_two_workers_and_two_listeners(gateway, upstream):
             assert any(h == ["X-Forwarded-Port", str(port)] for h in r.json()["headers"])
     assert len(upstream.wait_for(8)) == 8
     assert "(2 workers)" in gw.stderr(), gw.stderr()
+
+
+def test_workers_auto(proxy, upstream):
+    gw = proxy(workers="auto")
+    wait_until(lambda: "listening on" in gw.stderr(), 5, "the startup line")
+    m = re.search(r"listening on 127\.0\.0\.1:\d+ \((\d+) workers?\)", gw.stderr())
+    assert m, gw.stderr()
+    assert int(m.group(1)) in {os.cpu_count(), len(os.sched_getaffinity(0))}
+    assert requests.get(gw.url("/echo"), timeout=5).status_code == 200

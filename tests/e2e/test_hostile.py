@@ -316,3 +316,87 @@ def test_unsupported_http_version_refused(gw, upstream):
     assert_problem(r, r.status)
     c.close()
     assert upstream.started == []
+
+
+# -- desync: a body the gateway refuses must never be read as the next request --
+
+INNER = b"GET /smuggled HTTP/1.1\r\nHost: gw.test\r\n\r\n"
+
+
+def never_smuggled(gw, upstream, raw, status):
+    """Sends raw (an answered-with-error request whose body is a request)
+    followed by a valid request on the same connection."""
+    c = gw.connect()
+    c.send(raw + b"GET /echo?next=1 HTTP/1.1\r\nHost: gw.test\r\n\r\n")
+    r = c.read_response()
+    assert_problem(r, status)
+    # Either the connection is closed, or the body was skipped and the next
+    # request is the one that follows it.
+    try:
+        r2 = c.read_response(timeout=3)
+    except Exception:
+        r2 = None
+    if r2 is not None:
+        assert r2.status == 200 and r2.json()["target"] == "/echo?next=1", r2
+    c.close()
+    time.sleep(0.2)
+    assert all("smuggled" not in q.target for q in upstream.started), upstream.started
+
+
+def test_404_with_body_not_read_as_request(proxy, upstream):
+    gw = proxy(routes=[{"match": {"path": "/echo"}, "upstream": "up"}])
+    never_smuggled(gw, upstream, b"POST /nope HTTP/1.1\r\nHost: gw.test\r\nContent-Length: %d\r\n\r\n"
+                   % len(INNER) + INNER, 404)
+
+
+def test_404_with_chunked_body_not_read_as_request(proxy, upstream):
+    gw = proxy(routes=[{"match": {"path": "/echo"}, "upstream": "up"}])
+    never_smuggled(gw, upstream, b"POST /nope HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   b"%x\r\n%s\r\n0\r\n\r\n" % (len(INNER), INNER), 404)
+
+
+def test_413_body_not_read_as_request(proxy, upstream):
+    gw = proxy(limits={"max_body": 10})
+    never_smuggled(gw, upstream, b"POST /echo HTTP/1.1\r\nHost: gw.test\r\nContent-Length: %d\r\n\r\n"
+                   % len(INNER) + INNER, 413)
+
+
+def test_400_path_with_body_not_read_as_request(proxy, upstream):
+    gw = proxy()
+    never_smuggled(gw, upstream, b"POST /a/%%2F/b HTTP/1.1\r\nHost: gw.test\r\nContent-Length: %d\r\n\r\n"
+                   % len(INNER) + INNER, 400)
+
+
+def test_404_with_expect_gets_no_100(proxy, upstream):
+    gw = proxy(routes=[{"match": {"path": "/echo"}, "upstream": "up"}])
+    c = gw.connect()
+    c.send(b"POST /nope HTTP/1.1\r\nHost: gw.test\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n")
+    r = c.read_response()
+    assert r.interim == [], "100 Continue for a request that has no route"
+    assert_problem(r, 404)
+
+
+def test_pipelined_valid_then_malformed(gw, upstream):
+    """The valid request ahead of a malformed one is answered first."""
+    c = gw.connect()
+    c.send(b"GET /echo?first=1 HTTP/1.1\r\nHost: gw.test\r\n\r\n"
+           b"GET /echo HTTP/1.1\r\nHost: gw.test\r\nX-Bad: a\x00b\r\n\r\n"
+           b"GET /echo?third=1 HTTP/1.1\r\nHost: gw.test\r\n\r\n")
+    r1 = c.read_response()
+    assert r1.status == 200 and r1.json()["target"] == "/echo?first=1"
+    assert_problem(c.read_response(), 400)
+    assert c.closed_by_peer(5)
+    time.sleep(0.2)
+    assert [q.target for q in upstream.started] == ["/echo?first=1"]
+
+
+def test_steady_slow_body_within_body_timeout_passes(proxy, upstream):
+    """body_timeout bounds the gap between reads, not the whole body."""
+    gw = proxy(limits={"body_timeout": 1.0})
+    c = gw.connect(timeout=10)
+    c.send(b"POST /echo HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 16\r\n\r\n")
+    for _ in range(8):  # 8 x 0.2 s: longer than body_timeout in total, never a 1 s gap
+        time.sleep(0.2)
+        c.send(b"ab")
+    r = c.read_response()
+    assert r.status == 200 and r.json()["body"] == "ab" * 8

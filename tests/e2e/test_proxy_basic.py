@@ -132,8 +132,6 @@ def test_chunked_upstream_response_relayed(proxy, upstream):
 
 
 def test_head_204_304_have_no_body(proxy, upstream):
-    # a 304 may carry the Content-Length of the representation it stands for
-    upstream.set_response("/304-with-length", 304, [("ETag", '"v2"'), ("Content-Length", "100")])
     gw = proxy()
     c = gw.connect()
     # All on one connection: any stray body byte would corrupt the next response.
@@ -151,15 +149,39 @@ def test_head_204_304_have_no_body(proxy, upstream):
     c.request("HEAD", "/big?size=5000&mode=chunked")
     r = c.read_response("HEAD")
     assert r.status == 200 and r.body == b""
-    c.request("GET", "/304-with-length")
-    r = c.read_response()
-    assert r.status == 304 and r.body == b""
     c.request("GET", "/echo?last=1")
     r = c.read_response()
     assert r.status == 200 and r.json()["target"] == "/echo?last=1"
     assert not c.buf, f"stray bytes after the responses: {bytes(c.buf)!r}"
-    reqs = upstream.wait_for(6)
+    reqs = upstream.wait_for(5)
     assert reqs[0].method == "HEAD" and reqs[2].header("If-None-Match") == '"v1"'
+
+
+def test_304_with_content_length_has_no_body(proxy, upstream):
+    """RFC 9112 6.3: a 304 ends at its head whatever its Content-Length says
+    (which describes the representation it stands for)."""
+    upstream.set_response("/304-with-length", 304, [("ETag", '"v2"'), ("Content-Length", "100")])
+    gw = proxy()
+    c = gw.connect()
+    c.request("GET", "/304-with-length")
+    r = c.read_response()
+    assert r.status == 304 and r.body == b""
+    c.request("GET", "/echo?after-304=1")
+    r = c.read_response()
+    assert r.status == 200 and r.json()["target"] == "/echo?after-304=1"
+
+
+def test_head_with_content_length_reuses_upstream_connection(proxy, upstream):
+    """The upstream answers HEAD with Content-Length and no body; the gateway
+    must not wait for one, so the same upstream connection serves the next."""
+    gw = proxy()
+    c = gw.connect()
+    c.request("HEAD", "/big?size=5000")
+    assert c.read_response("HEAD").status == 200
+    c.request("GET", "/echo?after-head=1")
+    r = c.read_response()
+    assert r.status == 200 and r.json()["target"] == "/echo?after-head=1"
+    assert upstream.connections == 1
 
 
 def test_expect_100_continue(proxy, upstream):
@@ -469,3 +491,13 @@ def test_concurrent_clients_get_their_own_responses(proxy, upstream):
     assert not any(t.is_alive() for t in threads)
     assert errors == []
     assert len(upstream.wait_for(300)) == 300
+
+
+def test_upstream_errors_passed_through_unchanged(proxy, upstream):
+    upstream.set_response("/broken", 503, [("Content-Type", "text/plain"), ("Retry-After", "7")], b"upstream says no")
+    gw = proxy()
+    r = requests.get(gw.url("/broken"), timeout=5)
+    assert r.status_code == 503 and r.content == b"upstream says no"
+    assert r.headers["Content-Type"] == "text/plain" and r.headers["Retry-After"] == "7"
+    r = requests.get(gw.url("/status/404"), timeout=5)
+    assert r.status_code == 404 and r.content == b"status 404\n"

@@ -248,3 +248,21 @@ def test_absolute_form_target_routed_and_forwarded_consistently(multi):
     assert seen.target == "/x"
     assert (got, seen.header("Host")) in (("a", "api.example.com"), ("b", "other.example")), \
         f"routed to {got} but forwarded with Host {seen.header('Host')}"
+
+
+def test_route_files_single_route_and_non_lua_ignored(gateway, upstream_factory):
+    a, b = upstream_factory(), upstream_factory()
+    files = {
+        "10-one.lua": 'local gh = require "gatehouse"\n'
+                      'return gh.route { name = "one", match = { path = "/one/**" }, upstream = "a" }\n',
+        "20-two.lua": 'local gh = require "gatehouse"\n'
+                      'return { gh.route { match = { path = "/two" }, upstream = "b" },\n'
+                      '         gh.route { match = { path = "/three" }, upstream = "a" } }\n',
+        "README.md": "this is not Lua and must not be loaded (\n",
+        "30-off.lua.disabled": "syntax error here (\n",
+    }
+    gw = gateway(upstreams={"a": {"targets": [a.addr]}, "b": {"targets": [b.addr]}}, route_files=files)
+    ups = {"a": a, "b": b}
+    assert hit(gw, ups, "/one/x")[:2] == (200, "a")
+    assert hit(gw, ups, "/two")[:2] == (200, "b")
+    assert hit(gw, ups, "/three")[:2] == (200, "a")

@@ -92,6 +92,14 @@ def test_upstream_dropping_without_response_502(proxy, upstream):
     assert 1 <= len(upstream.started) <= 2  # at most one retry
 
 
+def test_upstream_reset_without_response_502(proxy, upstream):
+    gw = proxy()
+    with gw.connect() as c:
+        c.request("GET", "/reset")
+        assert_problem(c.read_response(timeout=8), 502)
+    assert 1 <= len(upstream.started) <= 2  # at most one retry
+
+
 def test_garbage_response_502(proxy, upstream):
     gw = proxy()
     with gw.connect() as c:

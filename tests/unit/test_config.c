@@ -46,14 +46,15 @@ static int teardown(void **state)
     return system(cmd);
 }
 
-static const char *BASE = "return {\n"
-                          "  listen = { \"127.0.0.1:18080\" },\n"
-                          "  workers = 3,\n"
-                          "  upstreams = {\n"
-                          "    orders = { targets = { \"127.0.0.1:18081\", \"127.0.0.1:18082\" } },\n"
-                          "  },\n"
-                          "  routes = \"routes/\",\n"
-                          "}\n";
+static const char *BASE =
+    "return {\n"
+    "  listen = { \"127.0.0.1:18080\" },\n"
+    "  workers = 3,\n"
+    "  upstreams = {\n"
+    "    orders = { targets = { \"127.0.0.1:18081\", \"127.0.0.1:18082\" } },\n"
+    "  },\n"
+    "  routes = \"routes/\",\n"
+    "}\n";
 
 static gh_config_t *load(char *err, size_t errlen)
 {
@@ -113,8 +114,7 @@ static void test_list_of_routes_and_limits(void **state)
 }
 
 /* Loads and expects failure with err containing both fragments. */
-static void expect_error(const char *config, const char *route, const char *where,
-                         const char *what)
+static void expect_error(const char *config, const char *route, const char *where, const char *what)
 {
     char err[512] = "";
     write_file("gatehouse.lua", config);
