@@ -25,6 +25,7 @@ struct gh_arena_s {
 
 static block_t *block_new(size_t cap)
 {
+    if (cap > SIZE_MAX / 2) return NULL; /* a size no request has: refuse, never wrap */
     block_t *b = malloc(sizeof(*b) + cap);
     if (!b) return NULL;
     b->next = NULL;
@@ -48,6 +49,7 @@ gh_arena_t *gh_arena_new(size_t first)
 
 void *gh_arena_alloc(gh_arena_t *a, size_t n)
 {
+    if (n > SIZE_MAX / 2) return NULL;
     n = (n + ALIGN - 1) & ~(size_t)(ALIGN - 1);
     block_t *b = a->head;
     if (b->cap - b->used < n) {
@@ -67,6 +69,7 @@ void *gh_arena_alloc(gh_arena_t *a, size_t n)
 
 char *gh_arena_strndup(gh_arena_t *a, const char *s, size_t n)
 {
+    if (n > SIZE_MAX / 2) return NULL;
     char *p = gh_arena_alloc(a, n + 1);
     if (!p) return NULL;
     memcpy(p, s, n);

@@ -236,6 +236,7 @@ static void parse_pending(gh_conn_t *c)
         else
             llhttp_resume_after_upgrade(&c->parser);
     } else if (err != HPE_OK) {
+        if (c->req) c->req->bytes_in += (size_t)(llhttp_get_error_pos(&c->parser) - p);
         parse_failed(c, err);
         return;
     }

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,7 +73,10 @@ int gh_json_escape(char *out, size_t cap, size_t *n, const char *s, size_t len)
     size_t i = *n;
     for (size_t k = 0; k < len; k++) {
         unsigned char c = (unsigned char)s[k];
-        if (i + 6 >= cap) return 0;
+        if (i + 6 >= cap) {
+            *n = i; /* keep the prefix that fit, never half an escape */
+            return 0;
+        }
         if (c == '"' || c == '\\') {
             out[i++] = '\\';
             out[i++] = (char)c;
@@ -89,18 +93,56 @@ int gh_json_escape(char *out, size_t cap, size_t *n, const char *s, size_t len)
     return 1;
 }
 
-static void put_str(char *out, size_t cap, size_t *n, const char *key, const char *s, size_t len)
+/* One access-log line being built: appends never pass the end, and each
+ * field's share is capped so the closing brace always fits. */
+typedef struct {
+    char buf[ACCESS_BUF];
+    size_t n;
+} line_t;
+
+#define FIELD_CAP 128  /* escaped bytes of any field but the path */
+#define PATH_CAP  2560 /* escaped bytes of the path; the rest of a line fits in what is left */
+
+static void lput(line_t *l, const char *s, size_t len)
 {
-    int m = snprintf(out + *n, cap - *n, ",\"%s\":", key);
-    if (m < 0 || (size_t)m >= cap - *n) return;
-    *n += (size_t)m;
+    if (len > sizeof(l->buf) - 2 - l->n) len = sizeof(l->buf) - 2 - l->n; /* keep "}\n" */
+    memcpy(l->buf + l->n, s, len);
+    l->n += len;
+}
+
+static void lprintf(line_t *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void lprintf(line_t *l, const char *fmt, ...)
+{
+    char tmp[128];
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (m > 0) lput(l, tmp, (size_t)m < sizeof(tmp) ? (size_t)m : sizeof(tmp) - 1);
+}
+
+/* ,"key":"escaped value" (or null), the value cut to cap escaped bytes. */
+static void put_str(line_t *l, const char *key, const char *s, size_t len, size_t cap)
+{
+    lprintf(l, ",\"%s\":", key);
     if (!s) {
-        if (*n + 4 < cap) memcpy(out + *n, "null", 4), *n += 4;
+        lput(l, "null", 4);
         return;
     }
-    out[(*n)++] = '"';
-    gh_json_escape(out, cap - 1, n, s, len);
-    out[(*n)++] = '"';
+    char esc[PATH_CAP + 8];
+    size_t n = 0;
+    gh_json_escape(esc, cap + 1, &n, s, len);
+    lput(l, "\"", 1);
+    lput(l, esc, n);
+    lput(l, "\"", 1);
+}
+
+static void put_ms(line_t *l, const char *key, double ms)
+{
+    if (ms >= 0 && isfinite(ms))
+        lprintf(l, ",\"%s\":%.3f", key, ms);
+    else
+        lprintf(l, ",\"%s\":null", key);
 }
 
 static size_t format_time(char *out, size_t cap)
@@ -114,37 +156,33 @@ static size_t format_time(char *out, size_t cap)
     return n;
 }
 
+static size_t slen(const char *s)
+{
+    return s ? strlen(s) : 0;
+}
+
 void gh_access_log_write(gh_access_log_t *log, const gh_access_entry_t *e)
 {
     if (log->fd < 0) return;
-    char line[4096], ts[40];
-    size_t n = 0;
+    line_t l = {.n = 0};
+    char ts[40];
     format_time(ts, sizeof(ts));
-    n += (size_t)snprintf(line, sizeof(line), "{\"time\":\"%s\"", ts);
-    put_str(line, sizeof(line), &n, "request_id", e->request_id,
-            e->request_id ? strlen(e->request_id) : 0);
-    put_str(line, sizeof(line), &n, "client", e->client, e->client ? strlen(e->client) : 0);
-    put_str(line, sizeof(line), &n, "method", e->method, e->method ? strlen(e->method) : 0);
-    put_str(line, sizeof(line), &n, "path", e->path, e->path_len);
-    int m =
-        snprintf(line + n, sizeof(line) - n, ",\"status\":%d,\"bytes_in\":%llu,\"bytes_out\":%llu",
-                 e->status, (unsigned long long)e->bytes_in, (unsigned long long)e->bytes_out);
-    if (m > 0 && (size_t)m < sizeof(line) - n) n += (size_t)m;
-    put_str(line, sizeof(line), &n, "upstream", e->upstream, e->upstream ? strlen(e->upstream) : 0);
-    if (e->upstream_ms >= 0)
-        m = snprintf(line + n, sizeof(line) - n, ",\"upstream_ms\":%.3f", e->upstream_ms);
-    else
-        m = snprintf(line + n, sizeof(line) - n, ",\"upstream_ms\":null");
-    if (m > 0 && (size_t)m < sizeof(line) - n) n += (size_t)m;
-    m = snprintf(line + n, sizeof(line) - n, ",\"total_ms\":%.3f", e->total_ms);
-    if (m > 0 && (size_t)m < sizeof(line) - n) n += (size_t)m;
-    put_str(line, sizeof(line), &n, "route", e->route, e->route ? strlen(e->route) : 0);
-    if (n + 2 > sizeof(line)) n = sizeof(line) - 2;
-    line[n++] = '}';
-    line[n++] = '\n';
-    if (log->len + n > sizeof(log->buf)) gh_access_log_flush(log);
-    memcpy(log->buf + log->len, line, n);
-    log->len += n;
+    lprintf(&l, "{\"time\":\"%s\"", ts);
+    put_str(&l, "request_id", e->request_id, slen(e->request_id), FIELD_CAP);
+    put_str(&l, "client", e->client, slen(e->client), FIELD_CAP);
+    put_str(&l, "method", e->method, slen(e->method), FIELD_CAP);
+    put_str(&l, "path", e->path, e->path_len, PATH_CAP);
+    lprintf(&l, ",\"status\":%d,\"bytes_in\":%llu,\"bytes_out\":%llu", e->status,
+            (unsigned long long)e->bytes_in, (unsigned long long)e->bytes_out);
+    put_str(&l, "upstream", e->upstream, slen(e->upstream), FIELD_CAP);
+    put_ms(&l, "upstream_ms", e->upstream_ms);
+    put_ms(&l, "total_ms", e->total_ms);
+    put_str(&l, "route", e->route, slen(e->route), FIELD_CAP);
+    l.buf[l.n++] = '}';
+    l.buf[l.n++] = '\n';
+    if (log->len + l.n > sizeof(log->buf)) gh_access_log_flush(log);
+    memcpy(log->buf + log->len, l.buf, l.n);
+    log->len += l.n;
 }
 
 void gh_access_log_flush(gh_access_log_t *log)

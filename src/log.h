@@ -35,9 +35,10 @@ void gh_access_log_flush(gh_access_log_t *log);
 
 void gh_access_log_close(gh_access_log_t *log);
 
-/* Appends s as a JSON string body (no quotes) into out[*n..cap); returns
- * false when it does not fit. Escapes quotes, backslashes, control and
- * non-ASCII bytes, so a log line is always valid JSON. */
+/* Appends s as a JSON string body (no quotes) into out[*n..cap) and
+ * returns 1; when it does not all fit, appends the longest prefix that does
+ * (never half an escape) and returns 0. Escapes quotes, backslashes,
+ * control and non-ASCII bytes, so a log line is always valid JSON. */
 int gh_json_escape(char *out, size_t cap, size_t *n, const char *s, size_t len);
 
 #endif

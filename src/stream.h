@@ -14,7 +14,9 @@ typedef struct gh_stream_s gh_stream_t;
 /* nread > 0: bytes at buf->data[0..nread), the callee may keep references
  * (gh_buf_ref); nread < 0: a libuv error or UV_EOF (buf is NULL). */
 typedef void (*gh_stream_read_cb)(gh_stream_t *s, ssize_t nread, gh_buf_t *buf);
-/* Called once per finished write, with 0 or a libuv error. */
+/* Called when a queued write finishes, with 0 or a libuv error; a write the
+ * socket took at once (the common case) finishes inside gh_stream_write
+ * without it. Owners use it to resume after back-pressure. */
 typedef void (*gh_stream_write_cb)(gh_stream_t *s, int status);
 typedef void (*gh_stream_close_cb)(gh_stream_t *s);
 

@@ -9,6 +9,7 @@ connections and, on teardown, sends SIGTERM and requires exit code 0.
 
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -72,10 +73,30 @@ def route_file(routes):
     return f'local gh = require "gatehouse"\nreturn {{\n{body}\n}}\n'
 
 
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+        return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free 127.0.0.1 port below the kernel's ephemeral range, so that no
+    outgoing connection (the gateway's to its upstreams, ours to it) can be
+    holding it by the time the gateway binds it."""
+    lo, _ = _ephemeral_range()
+    top = lo - 1 if lo > 20000 else 65535
+    for _ in range(200):
+        port = random.randint(max(1024, top - 12000), top)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free port found")
 
 
 def wait_until(pred, timeout, what, interval=0.02):

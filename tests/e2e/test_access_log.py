@@ -134,3 +134,18 @@ def test_unnamed_route_logged_as_file_line(proxy, upstream):
     (line,) = gw.access_log()
     # CONFIG-SPEC: name defaults to "<file>:<line>"; the route is declared on line 3
     assert line["route"] == "50-test.lua:3", line["route"]
+
+
+def test_odd_bytes_keep_log_lines_valid_json(proxy, upstream):
+    gw = proxy()
+    targets = [b'/echo/"q"{}\\', b'/echo/"q"{}', b"/echo/caf\xc3\xa9", b"/echo/\xff\xfe", b"/echo/\x7f", b"/e\x01"]
+    for t in targets:
+        with gw.connect() as c:
+            c.send(b"GET " + t + b" HTTP/1.1\r\nHost: gw.test\r\nUser-Agent: a\"b\\c\r\n\r\n")
+            c.read_response()
+    assert gw.stop() == 0
+    stderr_lines_ok(gw.stderr())  # every '{' line parses
+    lines = gw.access_log()
+    assert len(lines) == len(targets), lines
+    if lines[1]["status"] == 200:  # accepted: logged exactly, escaped as JSON
+        assert lines[1]["path"] == '/echo/"q"{}', lines[1]

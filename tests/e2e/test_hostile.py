@@ -400,3 +400,31 @@ def test_steady_slow_body_within_body_timeout_passes(proxy, upstream):
         c.send(b"ab")
     r = c.read_response()
     assert r.status == 200 and r.json()["body"] == "ab" * 8
+
+
+# -- limits at their boundaries -------------------------------------------------
+
+def test_max_headers_boundary(gw, upstream):
+    ok = b"".join(b"X-H%d: %d\r\n" % (i, i) for i in range(19))  # + Host = 20 = max_headers
+    with gw.connect() as c:
+        c.send(b"GET /echo HTTP/1.1\r\nHost: gw.test\r\n" + ok + b"\r\n")
+        assert c.read_response().status == 200
+    with gw.connect() as c:
+        c.send(b"GET /echo HTTP/1.1\r\nHost: gw.test\r\n" + ok + b"X-One-More: 1\r\n\r\n")
+        assert_problem(c.read_response(), 431)
+    assert len(upstream.started) == 1
+
+
+def test_max_uri_boundary(gw, upstream):
+    with gw.connect() as c:
+        c.request("GET", "/echo?" + "b" * (1025 - len("/echo?")))
+        assert_problem(c.read_response(), 414)
+    assert upstream.started == []
+
+
+def test_chunked_body_at_max_body_passes(gw, upstream):
+    with gw.connect() as c:
+        c.send(b"POST /echo HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"1f4\r\n" + b"q" * 500 + b"\r\n1f4\r\n" + b"r" * 500 + b"\r\n0\r\n\r\n")
+        assert c.read_response().status == 200
+    assert upstream.wait_for(1)[0].body == b"q" * 500 + b"r" * 500

@@ -3,6 +3,7 @@ comes back. Each test states what the recording upstream must have seen."""
 
 import hashlib
 import re
+import threading
 
 import requests
 
@@ -468,7 +469,6 @@ def test_interim_103_then_final_response(proxy, upstream):
 
 
 def test_concurrent_clients_get_their_own_responses(proxy, upstream):
-    import threading
     gw = proxy(workers=2)
     errors = []
 
@@ -501,3 +501,54 @@ def test_upstream_errors_passed_through_unchanged(proxy, upstream):
     assert r.headers["Content-Type"] == "text/plain" and r.headers["Retry-After"] == "7"
     r = requests.get(gw.url("/status/404"), timeout=5)
     assert r.status_code == 404 and r.content == b"status 404\n"
+
+
+def test_expect_100_with_body_sent_at_once(proxy, upstream):
+    """Clients often send the body without waiting for 100 Continue."""
+    gw = proxy()
+    c = gw.connect()
+    c.send(b"POST /echo HTTP/1.1\r\nHost: gw.test\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\nbody")
+    r = c.read_response()
+    assert r.status == 200 and r.json()["body"] == "body"
+    assert all(i.status == 100 for i in r.interim) and len(r.interim) <= 1
+    c.request("GET", "/echo?next=1")
+    r = c.read_response()
+    assert r.status == 200 and r.json()["target"] == "/echo?next=1" and r.interim == []
+    assert not upstream.wait_for(2)[0].has("Expect")
+
+
+def test_obs_fold_in_upstream_response_not_relayed(proxy, upstream):
+    """RFC 9112 5.2: a proxy rejects obs-fold in a response or replaces it
+    with SP; it never relays a folded line."""
+    upstream.set_response("/folded", 200, [("X-Fold", "a\r\n b")], b"ok")
+    gw = proxy()
+    with gw.connect() as c:
+        c.request("GET", "/folded")
+        r = c.read_response()  # raises on a header line without a colon
+    if r.status == 200:
+        assert r.header("X-Fold") in (None, "a b", "a  b"), r.headers
+    else:
+        assert_problem(r, 502)
+
+
+def test_idle_pool_bounded_by_keepalive(proxy, upstream):
+    """keepalive = idle connections kept per target per worker: after a burst
+    of 8 concurrent requests, at most 2 upstream connections stay open."""
+    gw = proxy(upstream_opts={"keepalive": 2})
+    results = []
+
+    def one(i):
+        with requests.Session() as s:
+            results.append(s.get(gw.url(f"/hold?key=burst&i={i}"), timeout=20).status_code)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    upstream.wait_for(8, timeout=10)
+    assert upstream.open_connections() == 8
+    upstream.release("burst")
+    for t in threads:
+        t.join(20)
+    assert results == [200] * 8
+    wait_until(lambda: upstream.open_connections() <= 2, 5,
+               f"the idle pool to shrink to keepalive=2 (open: {upstream.open_connections()})")

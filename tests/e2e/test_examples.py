@@ -1,0 +1,47 @@
+"""Every shipped example runs: examples/quickstart with the repository's
+routes/ is checked with -t as it stands, then served against the recording
+upstream (its fixed ports swapped for free ones)."""
+
+import os
+import re
+import subprocess
+
+from conftest import GATEHOUSE_BIN, assert_problem
+
+ROOT = os.environ.get("GH_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+QUICKSTART = os.path.join(ROOT, "examples", "quickstart", "gatehouse.lua")
+
+
+def test_quickstart_config_is_valid_as_shipped():
+    out = subprocess.run([GATEHOUSE_BIN, "-t", "-c", QUICKSTART], capture_output=True, text=True,
+                         timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert "configuration is valid (2 routes, 1 upstreams)" in out.stdout
+
+
+def quickstart_text(port, upstream_addr):
+    """The shipped config with its ports moved and routes/ made absolute."""
+    with open(QUICKSTART) as f:
+        text = f.read()
+    text = text.replace('"127.0.0.1:8080"', f'"127.0.0.1:{port}"')
+    text = text.replace('"127.0.0.1:9000"', f'"{upstream_addr}"')
+    routes = os.path.abspath(os.path.join(ROOT, "routes")) + "/"
+    return re.sub(r'routes\s*=\s*"[^"]*"', f'routes = "{routes}"', text)
+
+
+def test_quickstart_serves_its_routes(gateway, upstream):
+    gw = gateway(config_text=quickstart_text("@PORT@", upstream.addr))
+    with gw.connect() as c:
+        c.request("GET", "/api/orders/42?x=1")
+        r = c.read_response()
+        assert r.status == 200
+        c.request("GET", "/public/logo.png")
+        assert c.read_response().status == 200
+        c.request("DELETE", "/api/orders/42")  # the orders route allows GET and POST only
+        assert_problem(c.read_response(), 404)
+    reqs = upstream.wait_for(2)
+    assert reqs[0].target == "/orders/42?x=1"
+    assert reqs[0].header("X-Forwarded-Prefix") == "/api"
+    assert reqs[1].target == "/public/logo.png"
+    assert reqs[1].header("X-Forwarded-Prefix") is None
+    assert len(upstream.requests) == 2
