@@ -209,18 +209,31 @@ static bool reg_name_char(unsigned char c)
            strchr("-._~%!$&'()*+,;=", c) != NULL;
 }
 
+/* An IPv6 address literal between the brackets of [ ... ]. */
+static bool ipv6_literal(const char *p, size_t len)
+{
+    char tmp[INET6_ADDRSTRLEN];
+    struct in6_addr a;
+    if (len == 0 || len >= sizeof(tmp)) return false;
+    memcpy(tmp, p, len);
+    tmp[len] = '\0';
+    return inet_pton(AF_INET6, tmp, &a) == 1;
+}
+
 bool gh_host_valid(const char *host, size_t len)
 {
     size_t i = 0;
-    if (len > 0 && host[0] == '[') { /* IP-literal: hex, ':' and '.' only */
-        while (++i < len && host[i] != ']')
-            if (!isxdigit((unsigned char)host[i]) && host[i] != ':' && host[i] != '.') return false;
-        if (i == len) return false;
-        i++;
+    if (len > 0 && host[0] == '[') {
+        const char *end = memchr(host, ']', len);
+        if (!end || !ipv6_literal(host + 1, (size_t)(end - host - 1))) return false;
+        i = (size_t)(end - host) + 1;
     } else {
-        while (i < len && host[i] != ':') {
-            if (!reg_name_char((unsigned char)host[i]) || host[i] == '\0') return false;
-            i++;
+        for (; i < len && host[i] != ':'; i++) {
+            unsigned char c = (unsigned char)host[i];
+            if (!reg_name_char(c) || c == '\0') return false;
+            if (c == '%' && (i + 2 >= len || !isxdigit((unsigned char)host[i + 1]) ||
+                             !isxdigit((unsigned char)host[i + 2])))
+                return false; /* pct-encoded is exactly %XX */
         }
     }
     if (i == len) return true;

@@ -468,6 +468,42 @@ static void test_cidr_odd_inputs(void **state)
     assert_false(gh_cidr_contains(&wide, (const struct sockaddr *)&ss));
 }
 
+#define HOST(lit) gh_host_valid(lit, sizeof(lit) - 1)
+
+/* RFC 9112 3.2: Host is uri-host [":" port]; routing keys on it, so what
+ * is not a host is refused rather than guessed at. */
+static void test_host_valid(void **state)
+{
+    (void)state;
+    assert_true(HOST(""));
+    assert_true(HOST("api.example.com"));
+    assert_true(HOST("API.Example.COM:8080"));
+    assert_true(HOST("127.0.0.1:80"));
+    assert_true(HOST("[::1]"));
+    assert_true(HOST("[::1]:8080"));
+    assert_true(HOST("[2001:db8::ff00:42:8329]"));
+    assert_true(HOST("my_service.internal"));
+    assert_true(HOST("a%2Db"));
+    assert_true(HOST("host:"));
+    assert_false(HOST("a b"));
+    assert_false(HOST("user@evil.example"));
+    assert_false(HOST("evil.example/x"));
+    assert_false(HOST("evil.example:80:81"));
+    assert_false(HOST("evil.example:8o"));
+    assert_false(HOST("a%zz"));
+    assert_false(HOST("a%2"));
+    assert_false(HOST("[]"));
+    assert_false(HOST("[.]"));
+    assert_false(HOST("[cafe.de]"));
+    assert_false(HOST("[127.0.0.1]"));
+    assert_false(HOST("[:::::::::]"));
+    assert_false(HOST("[fffff::1]"));
+    assert_false(HOST("[::1"));
+    assert_false(HOST("[::1]x"));
+    assert_false(gh_host_valid("a\0b", 3));
+    assert_false(HOST("a\tb"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -487,6 +523,7 @@ int main(void)
         cmocka_unit_test(test_cidr_v6_boundaries),
         cmocka_unit_test(test_cidr_v4_mapped),
         cmocka_unit_test(test_cidr_odd_inputs),
+        cmocka_unit_test(test_host_valid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
