@@ -76,7 +76,8 @@ static void expect_match(const gh_router_t *r, const char *host, int method, con
     const gh_route_t *rt =
         gh_router_match(r, host, host ? strlen(host) : 0, method, path, path ? strlen(path) : 0);
     const char *got = rt ? rt->name : NULL;
-    if ((got == NULL) != (want == NULL) || (got && strcmp(got, want) != 0))
+    int same = got == want || (got && want && strcmp(got, want) == 0);
+    if (!same)
         fail_msg("line %d: match(%s, %d, %s) = %s, want %s", line, host ? host : "(null)", method,
                  path ? path : "(null)", got ? got : "(none)", want ? want : "(none)");
 }
