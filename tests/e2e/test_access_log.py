@@ -132,7 +132,7 @@ def test_unnamed_route_logged_as_file_line(proxy, upstream):
     assert requests.get(gw.url("/echo"), timeout=5).status_code == 200
     assert gw.stop() == 0
     (line,) = gw.access_log()
-    # CONFIG-SPEC: name defaults to "<file>:<line>"; the route is declared on line 3
+    # README: name defaults to "<file>:<line>"; the route is declared on line 3
     assert line["route"] == "50-test.lua:3", line["route"]
 
 

@@ -1,4 +1,4 @@
-"""Hostile and malformed requests. Each gets the status CONFIG-SPEC gives,
+"""Hostile and malformed requests. Each gets the status README gives,
 with a problem+json body, and nothing of it reaches the upstream. After each
 refusal a valid request on a fresh connection shows the gateway was able to
 forward all along, so "nothing reached the upstream" is not vacuous."""
@@ -286,7 +286,7 @@ def test_busy_connection_not_closed_by_idle_timeout(proxy, upstream):
 
 
 MORE_400 = {
-    # CONFIG-SPEC: "differing/duplicate Content-Length"
+    # README: "differing/duplicate Content-Length"
     "duplicate_cl_same": b"POST /echo HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 5\r\n"
                          b"Content-Length: 5\r\n\r\nhello",
     "cl_plus_sign": b"POST /echo HTTP/1.1\r\nHost: gw.test\r\nContent-Length: +5\r\n\r\nhello",
@@ -303,7 +303,7 @@ def test_more_malformed_400(gw, upstream, name):
 @pytest.mark.parametrize("host", ["a b", "user@evil.example", "evil.example/x", "evil.example:80:81"])
 def test_invalid_host_value_400(gw, upstream, host):
     """RFC 9112 3.2: a server MUST answer 400 to a Host with an invalid field
-    value (CONFIG-SPEC names missing/duplicate Host; routing keys on Host)."""
+    value (README names missing/duplicate Host; routing keys on Host)."""
     refused(gw, upstream, b"GET /echo HTTP/1.1\r\nHost: %s\r\n\r\n" % host.encode(), 400)
 
 
