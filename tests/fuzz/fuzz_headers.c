@@ -28,17 +28,6 @@ static bool ref_name_valid(const char *s, size_t n)
     return n > 0;
 }
 
-static bool ascii_caseeq(const char *a, const char *b, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
-        if (x >= 'A' && x <= 'Z') x = (unsigned char)(x + 32);
-        if (y >= 'A' && y <= 'Z') y = (unsigned char)(y + 32);
-        if (x != y) return false;
-    }
-    return true;
-}
-
 static bool eq_lit(const char *s, size_t n, const char *lit)
 {
     return strlen(lit) == n && ascii_caseeq(s, lit, n);

@@ -60,17 +60,6 @@ static char *dup_or_null(const char *s)
     return d;
 }
 
-static bool ascii_caseeq(const char *a, const char *b, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
-        if (x >= 'A' && x <= 'Z') x = (unsigned char)(x + 32);
-        if (y >= 'A' && y <= 'Z') y = (unsigned char)(y + 32);
-        if (x != y) return false;
-    }
-    return true;
-}
-
 /* The host name a Host value selects routes by: port, brackets and one
  * trailing dot dropped (router.h). Sets *len 0 for none. */
 static const char *ref_host_name(const char *h, size_t hlen, size_t *len)
