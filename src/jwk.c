@@ -1,0 +1,645 @@
+/* JSON Web Keys to OpenSSL keys. Pure: bytes in, keys or a reason out.
+ * A key we cannot verify with is skipped; a key we could verify with but
+ * that is malformed or weak fails the whole set, so a broken key set never
+ * half-loads. */
+#include "jwk.h"
+
+#include <jansson.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/obj_mac.h>
+#include <openssl/param_build.h>
+#include <openssl/pem.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "b64url.h"
+
+#define JWKS_MAX_BYTES  (1024 * 1024) /* whole document */
+#define JWKS_MAX_DEPTH  16            /* {"keys":[{...}]} is 3; "oth" needs 5 */
+#define JWKS_MAX_KEYS   100           /* members of "keys", skipped ones included */
+#define RSA_MIN_BITS    2048
+#define RSA_MAX_BITS    16384 /* OpenSSL's own ceiling */
+#define RSA_MAX_E_BITS  64    /* OpenSSL refuses larger exponents on big moduli */
+#define HMAC_MIN_SECRET 32    /* HS256's hash length, when the key names no alg */
+
+typedef enum { KEY_KEEP, KEY_SKIP, KEY_FAIL } key_result;
+
+/* The JWS algorithms a key's "alg" may name, and what each needs. */
+static const struct {
+    const char *name;
+    gh_key_type type;
+    int nid;           /* EC curve, 0 otherwise */
+    size_t min_secret; /* HMAC */
+} algs[] = {
+    {"HS256", GH_KEY_OCT, 0, 32},
+    {"HS384", GH_KEY_OCT, 0, 48},
+    {"HS512", GH_KEY_OCT, 0, 64},
+    {"RS256", GH_KEY_RSA, 0, 0},
+    {"RS384", GH_KEY_RSA, 0, 0},
+    {"RS512", GH_KEY_RSA, 0, 0},
+    {"PS256", GH_KEY_RSA, 0, 0},
+    {"PS384", GH_KEY_RSA, 0, 0},
+    {"PS512", GH_KEY_RSA, 0, 0},
+    {"ES256", GH_KEY_EC, NID_X9_62_prime256v1, 0},
+    {"ES384", GH_KEY_EC, NID_secp384r1, 0},
+    {"ES512", GH_KEY_EC, NID_secp521r1, 0},
+    {"EdDSA", GH_KEY_OKP, 0, 0},
+};
+
+static const struct {
+    const char *crv, *ossl_name;
+    int nid;
+    size_t coord_len;
+} curves[] = {
+    {"P-256", "prime256v1", NID_X9_62_prime256v1, 32},
+    {"P-384", "secp384r1", NID_secp384r1, 48},
+    {"P-521", "secp521r1", NID_secp521r1, 66},
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* True when v is a JSON string equal to lit, byte for byte (so a string
+ * with an embedded NUL never matches). */
+static bool str_is(const json_t *v, const char *lit)
+{
+    size_t n = strlen(lit);
+    return json_is_string(v) && json_string_length(v) == n &&
+           memcmp(json_string_value(v), lit, n) == 0;
+}
+
+/* "kid \"abc\"" (or "no kid") into buf, non-printable kid bytes escaped,
+ * long kids cut short. */
+static void describe_kid(char *buf, size_t size, const char *kid, size_t len)
+{
+    if (!kid) {
+        snprintf(buf, size, "no kid");
+        return;
+    }
+    const unsigned char *s = (const unsigned char *)kid;
+    size_t o = (size_t)snprintf(buf, size, "kid \"");
+    for (size_t i = 0; i < len && i < 48 && o + 8 < size; i++) {
+        if (s[i] >= 0x20 && s[i] < 0x7f && s[i] != '"' && s[i] != '\\')
+            buf[o++] = (char)s[i];
+        else
+            o += (size_t)snprintf(buf + o, size - o, "\\x%02x", s[i]);
+    }
+    snprintf(buf + o, size - o, "%s\"", len > 48 ? "..." : "");
+}
+
+/* Decodes the string member name of obj as strict base64url. Returns a
+ * malloc'd buffer (non-NULL even when empty) with *len set, or NULL with a
+ * reason in err. */
+static unsigned char *get_b64(const json_t *obj, const char *name, size_t *len, const char *who,
+                              char *err, size_t errlen)
+{
+    const json_t *v = json_object_get(obj, name);
+    if (!json_is_string(v)) {
+        set_err(err, errlen, "%s: \"%s\" missing or not a string", who, name);
+        return NULL;
+    }
+    size_t slen = json_string_length(v);
+    unsigned char *buf = malloc(GH_B64URL_DECODED_MAX(slen));
+    if (!buf) {
+        set_err(err, errlen, "%s: out of memory", who);
+        return NULL;
+    }
+    if (gh_b64url_decode(json_string_value(v), slen, buf, len) != 0) {
+        set_err(err, errlen, "%s: \"%s\" is not strict unpadded base64url", who, name);
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+/* A public key of type ("RSA", "EC") from the parameters in bld, or NULL. */
+static EVP_PKEY *pkey_fromdata(const char *type, OSSL_PARAM_BLD *bld)
+{
+    OSSL_PARAM *params = OSSL_PARAM_BLD_to_param(bld);
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, type, NULL);
+    EVP_PKEY *pkey = NULL;
+    if (params && ctx && EVP_PKEY_fromdata_init(ctx) == 1)
+        EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params);
+    EVP_PKEY_CTX_free(ctx);
+    OSSL_PARAM_free(params);
+    return pkey;
+}
+
+/* True when n carries the fingerprint of moduli made by the Infineon
+ * library broken by ROCA (CVE-2017-15361): for every small prime p, n mod p
+ * lies in the subgroup generated by 65537. A random modulus passes all 38
+ * primes with negligible probability. */
+static bool rsa_is_roca(const BIGNUM *n)
+{
+    static const unsigned primes[] = {
+        3,  5,  7,  11, 13, 17,  19,  23,  29,  31,  37,  41,  43,  47,  53,  59,  61,  67,  71,
+        73, 79, 83, 89, 97, 101, 103, 107, 109, 113, 127, 131, 137, 139, 149, 151, 157, 163, 167};
+    for (size_t i = 0; i < sizeof(primes) / sizeof(primes[0]); i++) {
+        unsigned p = primes[i], g = 65537 % p, x = 1;
+        BN_ULONG r = BN_mod_word(n, p);
+        bool member = false;
+        do {
+            if (x == r) member = true;
+            x = x * g % p;
+        } while (x != 1 && !member);
+        if (!member) return false;
+    }
+    return true;
+}
+
+/* Refuses weak or malformed RSA public numbers. Returns 0 or -1 with err. */
+static int check_rsa(const BIGNUM *n, const BIGNUM *e, const char *who, char *err, size_t errlen)
+{
+    int bits = BN_num_bits(n);
+    if (bits < RSA_MIN_BITS) {
+        set_err(err, errlen, "%s: RSA key of %d bits refused; at least %d required", who, bits,
+                RSA_MIN_BITS);
+        return -1;
+    }
+    if (bits > RSA_MAX_BITS || !BN_is_odd(n)) {
+        set_err(err, errlen, "%s: RSA modulus is %s", who, BN_is_odd(n) ? "too large" : "even");
+        return -1;
+    }
+    if (!BN_is_odd(e) || BN_num_bits(e) < 2 || BN_num_bits(e) > RSA_MAX_E_BITS) {
+        set_err(err, errlen, "%s: RSA public exponent must be odd, at least 3 and at most %d bits",
+                who, RSA_MAX_E_BITS);
+        return -1;
+    }
+    if (rsa_is_roca(n)) {
+        set_err(err, errlen, "%s: RSA modulus has the ROCA weakness (CVE-2017-15361)", who);
+        return -1;
+    }
+    return 0;
+}
+
+/* An RSA public key from n and e, or NULL. */
+static EVP_PKEY *rsa_from_bn(const BIGNUM *n, const BIGNUM *e)
+{
+    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+    EVP_PKEY *pkey = NULL;
+    if (bld && OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) &&
+        OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e))
+        pkey = pkey_fromdata("RSA", bld);
+    OSSL_PARAM_BLD_free(bld);
+    return pkey;
+}
+
+static key_result parse_rsa(const json_t *obj, gh_jwk_t *k, const char *who, char *err,
+                            size_t errlen)
+{
+    size_t nlen = 0, elen = 0;
+    unsigned char *nb = get_b64(obj, "n", &nlen, who, err, errlen);
+    unsigned char *eb = nb ? get_b64(obj, "e", &elen, who, err, errlen) : NULL;
+    BIGNUM *n = eb ? BN_bin2bn(nb, (int)nlen, NULL) : NULL;
+    BIGNUM *e = n ? BN_bin2bn(eb, (int)elen, NULL) : NULL;
+    key_result r = KEY_FAIL;
+
+    if (eb && (!n || !e))
+        set_err(err, errlen, "%s: out of memory", who);
+    else if (e && check_rsa(n, e, who, err, errlen) == 0) {
+        k->pkey = rsa_from_bn(n, e);
+        if (k->pkey)
+            r = KEY_KEEP;
+        else
+            set_err(err, errlen, "%s: OpenSSL refused the RSA key", who);
+    }
+    BN_free(n);
+    BN_free(e);
+    free(nb);
+    free(eb);
+    return r;
+}
+
+/* An EC public key on the named curve from the uncompressed point pub, if
+ * the point lies on the curve; otherwise NULL. */
+static EVP_PKEY *ec_from_point(const char *curve, const unsigned char *pub, size_t len)
+{
+    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+    EVP_PKEY *pkey = NULL;
+    if (bld && OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, curve, 0) &&
+        OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pub, len))
+        pkey = pkey_fromdata("EC", bld);
+    OSSL_PARAM_BLD_free(bld);
+    if (!pkey) return NULL;
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+    int ok = ctx && EVP_PKEY_public_check(ctx) == 1;
+    EVP_PKEY_CTX_free(ctx);
+    if (!ok) {
+        EVP_PKEY_free(pkey);
+        pkey = NULL;
+    }
+    return pkey;
+}
+
+static key_result parse_ec(const json_t *obj, gh_jwk_t *k, int alg_nid, const char *who, char *err,
+                           size_t errlen)
+{
+    const json_t *crv = json_object_get(obj, "crv");
+    size_t c = 0, xlen = 0, ylen = 0;
+    while (c < sizeof(curves) / sizeof(curves[0]) && !str_is(crv, curves[c].crv)) c++;
+    if (c == sizeof(curves) / sizeof(curves[0])) return KEY_SKIP;
+    if (alg_nid && alg_nid != curves[c].nid) {
+        set_err(err, errlen, "%s: \"alg\" does not match curve %s", who, curves[c].crv);
+        return KEY_FAIL;
+    }
+    size_t cl = curves[c].coord_len;
+    unsigned char *x = get_b64(obj, "x", &xlen, who, err, errlen);
+    unsigned char *y = x ? get_b64(obj, "y", &ylen, who, err, errlen) : NULL;
+    unsigned char pub[1 + 2 * 66];
+    key_result r = KEY_FAIL;
+    if (y && (xlen != cl || ylen != cl)) {
+        set_err(err, errlen, "%s: %s coordinates must be %zu bytes each", who, curves[c].crv, cl);
+    } else if (y) {
+        pub[0] = 0x04;
+        memcpy(pub + 1, x, cl);
+        memcpy(pub + 1 + cl, y, cl);
+        k->pkey = ec_from_point(curves[c].ossl_name, pub, 1 + 2 * cl);
+        k->ec_nid = curves[c].nid;
+        if (k->pkey)
+            r = KEY_KEEP;
+        else
+            set_err(err, errlen, "%s: point is not on curve %s", who, curves[c].crv);
+    }
+    free(x);
+    free(y);
+    return r;
+}
+
+static key_result parse_okp(const json_t *obj, gh_jwk_t *k, const char *who, char *err,
+                            size_t errlen)
+{
+    if (!str_is(json_object_get(obj, "crv"), "Ed25519")) return KEY_SKIP; /* Ed448, X25519 */
+    size_t xlen = 0;
+    unsigned char *x = get_b64(obj, "x", &xlen, who, err, errlen);
+    if (!x) return KEY_FAIL;
+    key_result r = KEY_FAIL;
+    if (xlen != 32) {
+        set_err(err, errlen, "%s: Ed25519 \"x\" must be 32 bytes", who);
+    } else {
+        k->pkey = EVP_PKEY_new_raw_public_key_ex(NULL, "ED25519", NULL, x, xlen);
+        if (k->pkey)
+            r = KEY_KEEP;
+        else
+            set_err(err, errlen, "%s: OpenSSL refused the Ed25519 key", who);
+    }
+    free(x);
+    return r;
+}
+
+static key_result parse_oct(const json_t *obj, gh_jwk_t *k, size_t min_secret, const char *who,
+                            char *err, size_t errlen)
+{
+    size_t len = 0;
+    unsigned char *s = get_b64(obj, "k", &len, who, err, errlen);
+    if (!s) return KEY_FAIL;
+    if (len < min_secret) {
+        set_err(err, errlen, "%s: HMAC secret of %zu bytes refused; at least %zu required", who,
+                len, min_secret);
+        OPENSSL_cleanse(s, len);
+        free(s);
+        return KEY_FAIL;
+    }
+    k->secret = s;
+    k->secret_len = len;
+    return KEY_KEEP;
+}
+
+/* KEY_SKIP when "use" or "key_ops" rule out verification, KEY_KEEP when
+ * they allow it, KEY_FAIL (err set) when they are malformed. */
+static key_result check_usage(const json_t *obj, const char *who, char *err, size_t errlen)
+{
+    const json_t *use = json_object_get(obj, "use"), *ops = json_object_get(obj, "key_ops");
+    if (use && !json_is_string(use)) {
+        set_err(err, errlen, "%s: \"use\" is not a string", who);
+        return KEY_FAIL;
+    }
+    if (use && !str_is(use, "sig")) return KEY_SKIP;
+    if (!ops) return KEY_KEEP;
+    if (!json_is_array(ops)) {
+        set_err(err, errlen, "%s: \"key_ops\" is not an array", who);
+        return KEY_FAIL;
+    }
+    for (size_t i = 0; i < json_array_size(ops); i++)
+        if (str_is(json_array_get(ops, i), "verify")) return KEY_KEEP;
+    return KEY_SKIP;
+}
+
+/* Finds the key's "alg" in algs: KEY_KEEP with *alg set (-1 when absent),
+ * KEY_SKIP for an algorithm we do not verify (JWE ones included), or
+ * KEY_FAIL when it is not a string or names another key type. */
+static key_result check_alg(const json_t *obj, gh_key_type type, int *alg, const char *who,
+                            char *err, size_t errlen)
+{
+    const json_t *v = json_object_get(obj, "alg");
+    *alg = -1;
+    if (!v) return KEY_KEEP;
+    if (!json_is_string(v)) {
+        set_err(err, errlen, "%s: \"alg\" is not a string", who);
+        return KEY_FAIL;
+    }
+    for (size_t i = 0; i < sizeof(algs) / sizeof(algs[0]); i++) {
+        if (!str_is(v, algs[i].name)) continue;
+        if (algs[i].type != type) {
+            set_err(err, errlen, "%s: \"alg\" %s does not fit its \"kty\"", who, algs[i].name);
+            return KEY_FAIL;
+        }
+        *alg = (int)i;
+        return KEY_KEEP;
+    }
+    return KEY_SKIP;
+}
+
+/* The key type kty names: KEY_KEEP with *type set, KEY_SKIP for one we do
+ * not support, KEY_FAIL when absent or not a string. */
+static key_result check_kty(const json_t *obj, gh_key_type *type, const char *who, char *err,
+                            size_t errlen)
+{
+    static const struct {
+        const char *name;
+        gh_key_type type;
+    } ktys[] = {{"RSA", GH_KEY_RSA}, {"EC", GH_KEY_EC}, {"OKP", GH_KEY_OKP}, {"oct", GH_KEY_OCT}};
+    const json_t *v = json_object_get(obj, "kty");
+    if (!json_is_string(v)) {
+        set_err(err, errlen, "%s: \"kty\" missing or not a string", who);
+        return KEY_FAIL;
+    }
+    for (size_t i = 0; i < sizeof(ktys) / sizeof(ktys[0]); i++) {
+        if (str_is(v, ktys[i].name)) {
+            *type = ktys[i].type;
+            return KEY_KEEP;
+        }
+    }
+    return KEY_SKIP;
+}
+
+/* Copies "kid" (any bytes, with its length) and "alg" into k. Returns 0,
+ * or -1 on OOM. */
+static int copy_names(const json_t *obj, gh_jwk_t *k, int alg)
+{
+    const json_t *kid = json_object_get(obj, "kid");
+    if (kid) {
+        k->kid_len = json_string_length(kid);
+        k->kid = malloc(k->kid_len + 1);
+        if (!k->kid) return -1;
+        memcpy(k->kid, json_string_value(kid), k->kid_len + 1);
+    }
+    if (alg >= 0 && !(k->alg = strdup(algs[alg].name))) return -1;
+    return 0;
+}
+
+/* Turns one JWK object into k: KEY_KEEP (k filled), KEY_SKIP (k empty) or
+ * KEY_FAIL (k empty, reason in err). */
+static key_result parse_key(const json_t *obj, size_t idx, gh_jwk_t *k, char *err, size_t errlen)
+{
+    char who[200], kidtext[160];
+    const json_t *kid = json_object_get(obj, "kid");
+    gh_key_type type = GH_KEY_OCT;
+    int alg = -1;
+    key_result r;
+
+    memset(k, 0, sizeof(*k));
+    describe_kid(kidtext, sizeof(kidtext), json_string_value(kid), json_string_length(kid));
+    snprintf(who, sizeof(who), "key %zu (%s)", idx, kidtext);
+    if (!json_is_object(obj)) {
+        set_err(err, errlen, "key %zu is not a JSON object", idx);
+        return KEY_FAIL;
+    }
+    if ((r = check_kty(obj, &type, who, err, errlen)) != KEY_KEEP ||
+        (r = check_usage(obj, who, err, errlen)) != KEY_KEEP ||
+        (r = check_alg(obj, type, &alg, who, err, errlen)) != KEY_KEEP)
+        return r;
+    if (kid && !json_is_string(kid)) {
+        set_err(err, errlen, "%s: \"kid\" is not a string", who);
+        return KEY_FAIL;
+    }
+    k->type = type;
+    switch (type) {
+    case GH_KEY_RSA:
+        r = parse_rsa(obj, k, who, err, errlen);
+        break;
+    case GH_KEY_EC:
+        r = parse_ec(obj, k, alg >= 0 ? algs[alg].nid : 0, who, err, errlen);
+        break;
+    case GH_KEY_OKP:
+        r = parse_okp(obj, k, who, err, errlen);
+        break;
+    case GH_KEY_OCT:
+        r = parse_oct(obj, k, alg >= 0 ? algs[alg].min_secret : HMAC_MIN_SECRET, who, err, errlen);
+        break;
+    }
+    if (r == KEY_KEEP && copy_names(obj, k, alg) != 0) {
+        set_err(err, errlen, "%s: out of memory", who);
+        r = KEY_FAIL;
+    }
+    if (r != KEY_KEEP) gh_jwk_clear(k);
+    return r;
+}
+
+/* Refuses a set whose kept keys share a kid (a lookup must be unambiguous)
+ * or mix HMAC secrets with public keys (a published key set holding a
+ * secret is a leak, and invites algorithm confusion). Returns 0 or -1. */
+static int check_set(const gh_jwks_t *set, char *err, size_t errlen)
+{
+    size_t noct = 0;
+    for (size_t i = 0; i < set->n; i++) {
+        const gh_jwk_t *a = &set->keys[i];
+        noct += a->type == GH_KEY_OCT;
+        for (size_t j = 0; a->kid && j < i; j++) {
+            const gh_jwk_t *b = &set->keys[j];
+            if (b->kid && a->kid_len == b->kid_len && memcmp(a->kid, b->kid, a->kid_len) == 0) {
+                char kidtext[160];
+                describe_kid(kidtext, sizeof(kidtext), a->kid, a->kid_len);
+                set_err(err, errlen, "two keys have %s; a kid must name one key", kidtext);
+                return -1;
+            }
+        }
+    }
+    if (noct && noct < set->n) {
+        set_err(err, errlen, "key set mixes HMAC secrets (\"oct\") with public keys");
+        return -1;
+    }
+    return 0;
+}
+
+/* True when the JSON text nests arrays and objects at most max deep. Runs
+ * before jansson, whose own limit (2048) is far too generous. */
+static bool depth_ok(const char *s, size_t len, int max)
+{
+    int depth = 0;
+    bool in_str = false, esc = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (in_str) {
+            if (esc)
+                esc = false;
+            else if (c == '\\')
+                esc = true;
+            else if (c == '"')
+                in_str = false;
+        } else if (c == '"') {
+            in_str = true;
+        } else if (c == '{' || c == '[') {
+            if (++depth > max) return false;
+        } else if (c == '}' || c == ']') {
+            depth--;
+        }
+    }
+    return true;
+}
+
+/* Parses each member of keys into set. Returns 0 or -1 with err set. */
+static int parse_keys(const json_t *keys, gh_jwks_t *set, char *err, size_t errlen)
+{
+    size_t count = json_array_size(keys);
+    if (count > JWKS_MAX_KEYS) {
+        set_err(err, errlen, "key set holds %zu keys; the limit is %d", count, JWKS_MAX_KEYS);
+        return -1;
+    }
+    set->keys = calloc(count ? count : 1, sizeof(*set->keys));
+    if (!set->keys) {
+        set_err(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < count; i++) {
+        key_result r = parse_key(json_array_get(keys, i), i, &set->keys[set->n], err, errlen);
+        if (r == KEY_FAIL) return -1;
+        if (r == KEY_KEEP) set->n++;
+    }
+    return check_set(set, err, errlen);
+}
+
+int gh_jwks_parse(const char *json, size_t len, gh_jwks_t *out, char *err, size_t errlen)
+{
+    json_error_t jerr;
+    json_t *root = NULL, *keys;
+    int rc = -1;
+
+    memset(out, 0, sizeof(*out));
+    if (len > JWKS_MAX_BYTES) {
+        set_err(err, errlen, "key set is %zu bytes; the limit is %d", len, JWKS_MAX_BYTES);
+    } else if (!depth_ok(json, len, JWKS_MAX_DEPTH)) {
+        set_err(err, errlen, "key set JSON nests deeper than %d", JWKS_MAX_DEPTH);
+    } else if (!(root = json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr))) {
+        set_err(err, errlen, "key set is not valid JSON (line %d, column %d): %s", jerr.line,
+                jerr.column, jerr.text);
+    } else if (!json_is_object(root)) {
+        set_err(err, errlen, "key set is not a JSON object");
+    } else if (!(keys = json_object_get(root, "keys"))) {
+        json_t *one = json_pack("[O]", root); /* a single JWK */
+        rc = one ? parse_keys(one, out, err, errlen) : -1;
+        if (!one) set_err(err, errlen, "out of memory");
+        json_decref(one);
+    } else if (!json_is_array(keys)) {
+        set_err(err, errlen, "\"keys\" is not an array");
+    } else {
+        rc = parse_keys(keys, out, err, errlen);
+    }
+    json_decref(root);
+    if (rc != 0) gh_jwks_free(out);
+    ERR_clear_error();
+    return rc;
+}
+
+/* Accepts an RSA (>= 2048 bits), EC (P-256/384/521) or Ed25519 public key
+ * and fills k's type and ec_nid. Returns 0 or -1 with err set. */
+static int accept_pem_key(EVP_PKEY *pkey, gh_jwk_t *k, char *err, size_t errlen)
+{
+    const char *who = "PEM public key";
+    if (EVP_PKEY_is_a(pkey, "RSA")) {
+        BIGNUM *n = NULL, *e = NULL;
+        int rc = -1;
+        if (EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_N, &n) &&
+            EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_E, &e))
+            rc = check_rsa(n, e, who, err, errlen);
+        else
+            set_err(err, errlen, "%s: cannot read the RSA numbers", who);
+        BN_free(n);
+        BN_free(e);
+        k->type = GH_KEY_RSA;
+        return rc;
+    }
+    if (EVP_PKEY_is_a(pkey, "ED25519")) {
+        k->type = GH_KEY_OKP;
+        return 0;
+    }
+    char group[64];
+    if (EVP_PKEY_is_a(pkey, "EC") &&
+        EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
+                                       NULL)) {
+        for (size_t c = 0; c < sizeof(curves) / sizeof(curves[0]); c++) {
+            if (OBJ_txt2nid(group) != curves[c].nid) continue;
+            k->type = GH_KEY_EC;
+            k->ec_nid = curves[c].nid;
+            return 0;
+        }
+        set_err(err, errlen, "%s: EC curve %s is not P-256, P-384 or P-521", who, group);
+        return -1;
+    }
+    set_err(err, errlen, "%s: type %s is not RSA, EC or Ed25519", who,
+            EVP_PKEY_get0_type_name(pkey));
+    return -1;
+}
+
+int gh_jwk_from_pem(const char *pem, size_t len, gh_jwk_t *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    if (len > JWKS_MAX_BYTES) {
+        set_err(err, errlen, "PEM key is %zu bytes; the limit is %d", len, JWKS_MAX_BYTES);
+        return -1;
+    }
+    BIO *bio = BIO_new_mem_buf(pem, (int)len);
+    EVP_PKEY *pkey = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    int rc = -1;
+    if (!pkey) {
+        set_err(err, errlen, "no PEM public key (\"BEGIN PUBLIC KEY\") could be read");
+    } else if (accept_pem_key(pkey, out, err, errlen) == 0) {
+        out->pkey = pkey;
+        rc = 0;
+    } else {
+        EVP_PKEY_free(pkey);
+        memset(out, 0, sizeof(*out));
+    }
+    ERR_clear_error();
+    return rc;
+}
+
+int gh_jwk_from_secret(const unsigned char *secret, size_t len, gh_jwk_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->type = GH_KEY_OCT;
+    out->secret = malloc(len ? len : 1);
+    if (!out->secret) return -1;
+    if (len) memcpy(out->secret, secret, len);
+    out->secret_len = len;
+    return 0;
+}
+
+void gh_jwk_clear(gh_jwk_t *k)
+{
+    free(k->kid);
+    free(k->alg);
+    EVP_PKEY_free(k->pkey);
+    if (k->secret) OPENSSL_cleanse(k->secret, k->secret_len);
+    free(k->secret);
+    memset(k, 0, sizeof(*k));
+}
+
+void gh_jwks_free(gh_jwks_t *set)
+{
+    for (size_t i = 0; i < set->n; i++) gh_jwk_clear(&set->keys[i]);
+    free(set->keys);
+    set->keys = NULL;
+    set->n = 0;
+}
