@@ -22,7 +22,7 @@ typedef struct {
     char *src;        /* its text, for finding a key's line */
     char *err;
     size_t errlen;
-    int line; /* a known line (from gh.route), or 0 to search src */
+    long from; /* where in src the table being read starts (a route's gh.route) */
 } ctx_t;
 
 static char *read_file(const char *path)
@@ -68,8 +68,8 @@ static long find_key(const char *src, long from, const char *key)
 
 static int line_of(const ctx_t *c, const char *const *keys)
 {
-    if (c->line > 0 || !c->src) return c->line > 0 ? c->line : 1;
-    long pos = 0, found = -1;
+    if (!c->src) return 1;
+    long pos = c->from, found = c->from;
     for (int i = 0; keys && keys[i]; i++) {
         long at = find_key(c->src, pos, keys[i]);
         if (at < 0) break;
@@ -400,6 +400,150 @@ static int parse_upstreams(ctx_t *c, int idx, gh_config_t *cfg)
     return rc;
 }
 
+static int get_bool(ctx_t *c, int idx, const char *key, bool *out, const char *const *keys)
+{
+    lua_getfield(c->L, idx, key);
+    int t = lua_type(c->L, -1);
+    if (t == LUA_TBOOLEAN) *out = lua_toboolean(c->L, -1);
+    lua_pop(c->L, 1);
+    if (t != LUA_TNIL && t != LUA_TBOOLEAN) return fail(c, keys, "'%s' must be true or false", key);
+    return 0;
+}
+
+/* The directory of the config file, for resolving relative paths. */
+static void resolve(const gh_config_t *cfg, const char *rel, char *out, size_t cap)
+{
+    const char *slash = strrchr(cfg->path, '/');
+    if (rel[0] == '/' || !slash)
+        snprintf(out, cap, "%s", rel);
+    else
+        snprintf(out, cap, "%.*s/%s", (int)(slash - cfg->path), cfg->path, rel);
+}
+
+static int parse_algorithms(ctx_t *c, int idx, gh_issuer_t *is, const char *const *where)
+{
+    const char *keys[] = {where[0], where[1], "algorithms", NULL};
+    char **list;
+    size_t n;
+    if (get_string_list(c, idx, "algorithms", &list, &n, keys)) return -1;
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        int a = gh_jwt_alg_parse(list[i], strlen(list[i]));
+        if (a < 0)
+            rc = fail(c, keys,
+                      "unknown algorithm '%s' (HS256/384/512, RS256/384/512, "
+                      "PS256/384/512, ES256/384/512, EdDSA; never none)",
+                      list[i]);
+        else
+            is->algorithms |= 1u << a;
+    }
+    free_list(list, n);
+    return rc;
+}
+
+/* token = { header = true, cookie = "name", query = "name" } */
+static int parse_token_sources(ctx_t *c, int idx, gh_issuer_t *is, const char *const *keys)
+{
+    static const char *const allowed[] = {"header", "cookie", "query", NULL};
+    lua_getfield(c->L, idx, "token");
+    int t = lua_gettop(c->L), rc = 0;
+    if (lua_istable(c->L, t)) {
+        is->from_header = false;
+        rc = check_keys(c, t, allowed, keys) || get_bool(c, t, "header", &is->from_header, keys) ||
+             get_string(c, t, "cookie", &is->cookie, keys) ||
+             get_string(c, t, "query", &is->query, keys);
+    } else if (!lua_isnil(c->L, t)) {
+        rc = fail(c, keys, "'token' must be a table like { header = true, cookie = \"name\" }");
+    }
+    lua_settop(c->L, t - 1);
+    return rc ? -1 : 0;
+}
+
+/* Exactly one key source; loads it. */
+static int issuer_keys(ctx_t *c, const gh_config_t *cfg, int idx, gh_issuer_t *is,
+                       const char *const *keys)
+{
+    static const char *const kinds[] = {"secret",   "secret_file", "pem_file", "jwks_file",
+                                        "jwks_url", "discovery",   NULL};
+    const char *kind = NULL;
+    for (int i = 0; kinds[i]; i++) {
+        lua_getfield(c->L, idx, kinds[i]);
+        bool present = !lua_isnil(c->L, -1);
+        lua_pop(c->L, 1);
+        if (present && kind)
+            return fail(c, keys, "issuer '%s' has both '%s' and '%s': give one key source",
+                        is->name, kind, kinds[i]);
+        if (present) kind = kinds[i];
+    }
+    if (kind && (!strcmp(kind, "jwks_url") || !strcmp(kind, "discovery")))
+        return fail(c, keys,
+                    "issuer '%s': '%s' (remote key sets) is not supported yet; "
+                    "use jwks_file or pem_file",
+                    is->name, kind);
+    if (!kind) return 0; /* gh_issuer_finish names what is missing */
+    char *value = NULL, path[4096], why[512];
+    if (get_string(c, idx, kind, &value, keys)) return -1;
+    if (!value) return fail(c, keys, "'%s' must be a string", kind);
+    if (strcmp(kind, "secret") != 0) resolve(cfg, value, path, sizeof(path));
+    int rc = gh_issuer_load_keys(is, kind, strcmp(kind, "secret") ? path : value, why, sizeof(why));
+    free(value);
+    return rc ? fail(c, keys, "issuer '%s': %s", is->name, why) : 0;
+}
+
+/* Reads one issuer table (at the top of the stack). */
+static int parse_issuer(ctx_t *c, const gh_config_t *cfg, const char *name, gh_issuer_t *is)
+{
+    static const char *const allowed[] = {
+        "issuer",    "audience",  "algorithms", "clock_skew", "required_claims", "require_exp",
+        "realm",     "max_token", "token",      "secret",     "secret_file",     "pem_file",
+        "jwks_file", "jwks_url",  "discovery",  NULL};
+    const char *keys[] = {"issuers", name, NULL};
+    int top = lua_gettop(c->L);
+    gh_issuer_init(is, name);
+    if (!lua_istable(c->L, top)) return fail(c, keys, "issuer '%s' must be a table", name);
+    double skew = 30, max_token = (double)is->max_token;
+    if (check_keys(c, top, allowed, keys) || get_string(c, top, "issuer", &is->issuer, keys) ||
+        get_string(c, top, "realm", &is->realm, keys) ||
+        get_string_list(c, top, "audience", &is->audiences, &is->naud, keys) ||
+        get_string_list(c, top, "required_claims", &is->required, &is->nrequired, keys) ||
+        parse_algorithms(c, top, is, keys) ||
+        get_number(c, top, "clock_skew", 0, 3600, &skew, name) ||
+        get_number(c, top, "max_token", 256, 65536, &max_token, name) ||
+        get_bool(c, top, "require_exp", &is->require_exp, keys) ||
+        parse_token_sources(c, top, is, keys) || issuer_keys(c, cfg, top, is, keys))
+        return -1;
+    is->clock_skew = skew;
+    is->max_token = (size_t)max_token;
+    is->audience_lens = calloc(is->naud ? is->naud : 1, sizeof(size_t));
+    for (size_t i = 0; i < is->naud; i++) is->audience_lens[i] = strlen(is->audiences[i]);
+    char why[512];
+    if (gh_issuer_finish(is, why, sizeof(why))) return fail(c, keys, "%s", why);
+    return 0;
+}
+
+static int parse_issuers(ctx_t *c, int idx, gh_config_t *cfg)
+{
+    const char *keys[] = {"issuers", NULL};
+    lua_State *L = c->L;
+    lua_getfield(L, idx, "issuers");
+    int t = lua_gettop(L), rc = 0;
+    if (!lua_isnil(L, t) && !lua_istable(L, t))
+        rc = fail(c, keys, "'issuers' must be a table of name = { issuer = ..., ... }");
+    size_t n = 0;
+    if (!rc && lua_istable(L, t))
+        for (lua_pushnil(L); lua_next(L, t); lua_pop(L, 1)) n++;
+    cfg->issuers = calloc(n ? n : 1, sizeof(gh_issuer_t));
+    for (lua_pushnil(L); !rc && n && lua_next(L, t); lua_pop(L, 1)) {
+        if (lua_type(L, -2) != LUA_TSTRING) {
+            rc = fail(c, keys, "issuer names must be strings");
+            break;
+        }
+        rc = parse_issuer(c, cfg, lua_tostring(L, -2), &cfg->issuers[cfg->nissuers++]);
+    }
+    lua_settop(L, t - 1);
+    return rc;
+}
+
 static int method_bits(ctx_t *c, int idx, uint64_t *bits, const char *const *keys)
 {
     lua_State *L = c->L;
@@ -430,11 +574,68 @@ static int upstream_index(const gh_config_t *cfg, const char *name)
     return -1;
 }
 
+/* forward_claims = { ["X-User-Id"] = "sub", ... } into header/claim pairs. */
+static int parse_forward_claims(ctx_t *c, int idx, gh_route_t *r, const char *const *keys)
+{
+    lua_State *L = c->L;
+    lua_getfield(L, idx, "forward_claims");
+    int t = lua_gettop(L), rc = 0;
+    if (lua_isnil(L, t)) {
+        lua_settop(L, t - 1);
+        return 0;
+    }
+    if (!lua_istable(L, t)) rc = fail(c, keys, "'forward_claims' must map header names to claims");
+    size_t n = 0;
+    if (!rc)
+        for (lua_pushnil(L); lua_next(L, t); lua_pop(L, 1)) n++;
+    r->claim_headers = calloc(2 * n + 1, sizeof(char *));
+    for (lua_pushnil(L); !rc && lua_next(L, t); lua_pop(L, 1)) {
+        size_t hl;
+        const char *h = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &hl) : NULL;
+        if (!h || !gh_hdr_name_valid(h, hl) || lua_type(L, -1) != LUA_TSTRING) {
+            rc = fail(c, keys, "'forward_claims' entries are [\"Header-Name\"] = \"claim\"");
+            break;
+        }
+        r->claim_headers[2 * r->nclaim_headers] = strdup(h);
+        r->claim_headers[2 * r->nclaim_headers + 1] = strdup(lua_tostring(L, -1));
+        r->nclaim_headers++;
+    }
+    lua_settop(L, t - 1);
+    return rc;
+}
+
+/* auth = "issuer", relay_token, forward_claims. */
+static int parse_route_auth(ctx_t *c, const gh_config_t *cfg, int idx, gh_route_t *r)
+{
+    const char *keys[] = {"auth", NULL};
+    char *auth = NULL;
+    r->issuer = -1;
+    r->relay_token = true;
+    if (get_string(c, idx, "auth", &auth, keys) ||
+        get_bool(c, idx, "relay_token", &r->relay_token,
+                 (const char *const[]){"relay_token", NULL}) ||
+        parse_forward_claims(c, idx, r, (const char *const[]){"forward_claims", NULL})) {
+        free(auth);
+        return -1;
+    }
+    for (size_t i = 0; auth && i < cfg->nissuers; i++)
+        if (strcmp(cfg->issuers[i].name, auth) == 0) r->issuer = (int)i;
+    int rc = 0;
+    if (auth && r->issuer < 0)
+        rc = fail(c, keys, "route names issuer '%s', which is not defined in 'issuers'", auth);
+    else if (!auth && r->nclaim_headers)
+        rc = fail(c, (const char *const[]){"forward_claims", NULL},
+                  "'forward_claims' needs 'auth': there are no claims without a token");
+    free(auth);
+    return rc;
+}
+
 /* Reads the route table at the top of the stack into r. */
 static int parse_route(ctx_t *c, const gh_config_t *cfg, gh_route_t *r)
 {
-    static const char *const allowed[] = {"name",      "match",         "upstream", "strip",
-                                          "websocket", "preserve_host", NULL};
+    static const char *const allowed[] = {
+        "name",          "match", "upstream",    "strip",          "websocket",
+        "preserve_host", "auth",  "relay_token", "forward_claims", NULL};
     static const char *const match_allowed[] = {"host", "path", "methods", NULL};
     lua_State *L = c->L;
     int top = lua_gettop(L);
@@ -448,6 +649,7 @@ static int parse_route(ctx_t *c, const gh_config_t *cfg, gh_route_t *r)
     lua_getfield(L, top, "preserve_host");
     if (!lua_isnil(L, -1)) r->preserve_host = lua_toboolean(L, -1);
     lua_pop(L, 1);
+    if (parse_route_auth(c, cfg, top, r)) goto fail;
     lua_getfield(L, top, "websocket");
     int ws = lua_toboolean(L, -1);
     lua_pop(L, 1);
@@ -486,16 +688,27 @@ fail:
     return -1;
 }
 
-/* Finds where gh.route was called for the table at idx (0 when unknown). */
-static int route_line(lua_State *L, int idx)
+/* Where the nth (0-based) route of a file starts: its nth "route" call,
+ * or the start of the file when the file spells routes another way. Lua
+ * keeps no source positions for tables, so keys are then looked up from
+ * there and errors point at the offending key's line. */
+static long route_start(const char *src, size_t nth)
 {
-    int line = 0;
-    if (lua_getmetatable(L, idx)) {
-        lua_getfield(L, -1, "__gatehouse_line");
-        line = (int)lua_tointeger(L, -1);
-        lua_pop(L, 2);
+    long at = -1;
+    const char *p = src;
+    for (size_t i = 0; p && i <= nth; i++) {
+        while ((p = strstr(p, "route")) != NULL) {
+            const char *q = p + 5;
+            while (*q == ' ' || *q == '\t') q++;
+            bool call = (*q == '{' || *q == '(') && (p == src || !is_ident(p[-1]));
+            if (call) break;
+            p += 5;
+        }
+        if (!p) return 0;
+        at = p - src;
+        p += 5;
     }
-    return line;
+    return at < 0 ? 0 : at;
 }
 
 typedef struct {
@@ -516,17 +729,15 @@ static int add_route(ctx_t *c, const gh_config_t *cfg, route_vec_t *rv, const ch
     }
     gh_route_t *r = &rv->v[rv->n++];
     memset(r, 0, sizeof(*r));
-    c->line = route_line(L, lua_gettop(L));
     r->file = strdup(file);
     int rc = parse_route(c, cfg, r);
-    r->line = line_of(c, (const char *const[]){"match", NULL});
+    r->line = line_of(c, (const char *const[]){NULL});
     if (!r->name) {
         char name[512];
         const char *base = strrchr(file, '/');
         snprintf(name, sizeof(name), "%s:%d", base ? base + 1 : file, r->line);
         r->name = strdup(name);
     }
-    c->line = 0;
     return rc;
 }
 
@@ -552,20 +763,17 @@ static int load_route_file(ctx_t *c, const gh_config_t *cfg, route_vec_t *rv, co
         size_t n = lua_objlen(L, -1);
         for (size_t i = 1; i <= n && !rc; i++) {
             lua_rawgeti(L, -1, (int)i);
+            fc.from = fc.src ? route_start(fc.src, i - 1) : 0;
             rc = add_route(&fc, cfg, rv, file);
             lua_pop(L, 1);
         }
     } else {
+        fc.from = fc.src ? route_start(fc.src, 0) : 0;
         rc = add_route(&fc, cfg, rv, file);
     }
     lua_settop(L, 0);
     free(fc.src);
     return rc;
-}
-
-static void route_free(gh_route_t *r)
-{
-    free(r->name), free(r->host), free(r->path), free(r->strip), free(r->file);
 }
 
 /* Loads every route file under the routes directory (relative to the config
@@ -594,7 +802,7 @@ static int load_routes(ctx_t *c, gh_config_t *cfg, const char *dir_rel)
     }
     free(names);
     if (rc) {
-        for (size_t i = 0; i < rv.n; i++) route_free(&rv.v[i]);
+        for (size_t i = 0; i < rv.n; i++) gh_route_clear(&rv.v[i]);
         free(rv.v);
         return -1;
     }
@@ -632,10 +840,19 @@ static lua_State *config_state(void)
     return L;
 }
 
+static int parse_token_cache(ctx_t *c, int idx, gh_config_t *cfg)
+{
+    double n = 10000;
+    int rc = get_number(c, idx, "token_cache", 0, 10000000, &n, NULL);
+    cfg->token_cache = (size_t)n;
+    return rc;
+}
+
 static int parse_top(ctx_t *c, gh_config_t *cfg)
 {
     static const char *const allowed[] = {"listen", "workers",   "access_log", "trusted_proxies",
-                                          "limits", "upstreams", "routes",     NULL};
+                                          "limits", "upstreams", "issuers",    "token_cache",
+                                          "routes", NULL};
     lua_State *L = c->L;
     const char *top_keys[] = {NULL};
     if (!lua_istable(L, 1)) return fail(c, top_keys, "the config file must return a table");
@@ -644,6 +861,7 @@ static int parse_top(ctx_t *c, gh_config_t *cfg)
     int rc = check_keys(c, 1, allowed, top_keys) || parse_listen(c, 1, cfg) ||
              parse_workers(c, 1, cfg) || parse_trusted(c, 1, cfg) ||
              parse_limits(c, 1, &cfg->limits) || parse_upstreams(c, 1, cfg) ||
+             parse_issuers(c, 1, cfg) || parse_token_cache(c, 1, cfg) ||
              get_string(c, 1, "access_log", &cfg->access_log, akeys) ||
              get_string(c, 1, "routes", &routes, rkeys);
     if (!rc) {
@@ -694,6 +912,8 @@ void gh_config_free(gh_config_t *cfg)
         free(u->name);
     }
     free(cfg->upstreams);
+    for (size_t i = 0; i < cfg->nissuers; i++) gh_issuer_free(&cfg->issuers[i]);
+    free(cfg->issuers);
     free(cfg->trusted);
     free(cfg->access_log);
     gh_router_free(cfg->router);

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include "headers.h"
+#include "issuer.h"
 #include "router.h"
 
 typedef struct {
@@ -48,6 +49,9 @@ typedef struct gh_config_s {
     gh_limits_t limits;
     gh_upstream_conf_t *upstreams;
     size_t nupstreams;
+    gh_issuer_t *issuers;
+    size_t nissuers;
+    size_t token_cache; /* verified tokens cached per worker; 0: off */
     gh_router_t *router;
 } gh_config_t;
 

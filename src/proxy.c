@@ -138,6 +138,52 @@ static bool forwarding_header(const char *n, size_t len)
     return gh_hdr_eq(n, len, "forwarded") || (len > 12 && strncasecmp(n, "x-forwarded-", 12) == 0);
 }
 
+/* True when name is one the route sets from claims: a client's own copy
+ * is dropped so it cannot forge identity. */
+static bool claim_header(const gh_route_t *rt, const char *name, size_t len)
+{
+    for (size_t i = 0; i < rt->nclaim_headers; i++)
+        if (gh_hdr_eq(name, len, rt->claim_headers[2 * i])) return true;
+    return false;
+}
+
+/* Appends one claim value: strings as they are, numbers and booleans
+ * spelled out; anything a header cannot carry is skipped. */
+static void put_claim_value(wbuf_t *w, json_t *v)
+{
+    char num[48];
+    if (json_is_string(v) && gh_hdr_value_valid(json_string_value(v), json_string_length(v)))
+        put(w, json_string_value(v), json_string_length(v));
+    else if (json_is_integer(v))
+        put(w, num, (size_t)snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(v)));
+    else if (json_is_real(v))
+        put(w, num, (size_t)snprintf(num, sizeof(num), "%.17g", json_real_value(v)));
+    else if (json_is_boolean(v))
+        put_s(w, json_is_true(v) ? "true" : "false");
+}
+
+/* The route's forward_claims: one header per claim present; an array
+ * becomes a comma-separated list (roles, scopes). */
+static void put_claim_headers(wbuf_t *w, const gh_req_t *r)
+{
+    const gh_route_t *rt = r->route;
+    for (size_t i = 0; r->claims && i < rt->nclaim_headers; i++) {
+        json_t *v = json_object_get(r->claims, rt->claim_headers[2 * i + 1]);
+        if (!v || json_is_null(v) || json_is_object(v)) continue;
+        put_s(w, rt->claim_headers[2 * i]);
+        put(w, ": ", 2);
+        if (json_is_array(v)) {
+            for (size_t k = 0; k < json_array_size(v); k++) {
+                if (k) put(w, ", ", 2);
+                put_claim_value(w, json_array_get(v, k));
+            }
+        } else {
+            put_claim_value(w, v);
+        }
+        put(w, "\r\n", 2);
+    }
+}
+
 /* Copies the client's end-to-end headers: drops hop-by-hop ones, those
  * the gateway sets itself, and (from untrusted peers) forwarding ones. */
 static void put_client_headers(wbuf_t *w, const gh_req_t *r)
@@ -148,7 +194,9 @@ static void put_client_headers(wbuf_t *w, const gh_req_t *r)
         size_t nl = x->name_len;
         if (gh_hdr_is_hop_by_hop(n, nl) || gh_conn_tokens_has(&r->conn_tokens, n, nl) ||
             gh_hdr_eq(n, nl, "host") || gh_hdr_eq(n, nl, "content-length") ||
-            gh_hdr_eq(n, nl, "expect") || gh_hdr_eq(n, nl, "x-request-id"))
+            gh_hdr_eq(n, nl, "expect") || gh_hdr_eq(n, nl, "x-request-id") ||
+            (!r->route->relay_token && gh_hdr_eq(n, nl, "authorization")) ||
+            claim_header(r->route, n, nl))
             continue;
         if (forwarding_header(n, nl) && (!r->trusted_peer || gh_hdr_eq(n, nl, "x-forwarded-for") ||
                                          gh_hdr_eq(n, nl, "x-forwarded-prefix")))
@@ -217,7 +265,9 @@ static void put_target(wbuf_t *w, const gh_req_t *r)
 /* Builds the request head for the upstream. Returns NULL on overflow/OOM. */
 static gh_buf_t *build_head(const gh_req_t *r, const gh_target_conf_t *t, size_t *len)
 {
-    gh_buf_t *b = gh_buf_new(2 * (size_t)r->head.len + r->path_len + 2048);
+    /* claims come from a token, so max_token bounds what they can add */
+    size_t claims = r->route->nclaim_headers ? r->cfg->issuers[r->route->issuer].max_token : 0;
+    gh_buf_t *b = gh_buf_new(2 * (size_t)r->head.len + r->path_len + claims + 2048);
     if (!b) return NULL;
     wbuf_t w = {b->data, 0, b->cap, false};
     put_s(&w, llhttp_method_name((llhttp_method_t)r->method));
@@ -229,6 +279,7 @@ static gh_buf_t *build_head(const gh_req_t *r, const gh_target_conf_t *t, size_t
     else
         put_hdr(&w, "Host", t->text, strlen(t->text));
     put_client_headers(&w, r);
+    put_claim_headers(&w, r);
     put_forwarded(&w, r);
     put_hdr(&w, "X-Request-Id", r->id, strlen(r->id));
     if (r->chunked) {

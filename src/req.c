@@ -5,6 +5,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "auth.h"
 #include "conn.h"
 #include "log.h"
 #include "path.h"
@@ -81,6 +82,10 @@ const char *gh_status_text(int status)
         return "OK";
     case 400:
         return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
     case 404:
         return "Not Found";
     case 405:
@@ -223,6 +228,7 @@ static gh_phase_rc phase_route(gh_req_t *r)
 typedef gh_phase_rc (*phase_fn)(gh_req_t *r);
 static const phase_fn phases[GH_PHASE_END] = {
     [GH_PHASE_ROUTE] = phase_route,
+    [GH_PHASE_AUTH] = gh_auth_phase,
     [GH_PHASE_PROXY] = gh_proxy_start,
 };
 
@@ -262,6 +268,11 @@ static bool closing(const gh_req_t *r)
 
 void gh_req_error(gh_req_t *r, int status, const char *detail)
 {
+    gh_req_error_with(r, status, detail, "");
+}
+
+void gh_req_error_with(gh_req_t *r, int status, const char *detail, const char *headers)
+{
     if (r->proxy) {
         gh_proxy_abort(r->proxy);
         r->proxy = NULL;
@@ -275,15 +286,15 @@ void gh_req_error(gh_req_t *r, int status, const char *detail)
     if (r->has_body && !r->body_done) r->close_after = true;
     char body[2048];
     size_t blen = problem_json(r, status, detail, body, sizeof(body));
-    gh_buf_t *b = gh_buf_new(blen + 512);
+    gh_buf_t *b = gh_buf_new(blen + strlen(headers) + 512);
     if (!b) {
         gh_conn_close(r->conn, false);
         return;
     }
     int n = snprintf(b->data, b->cap,
                      "HTTP/1.1 %d %s\r\nContent-Type: application/problem+json\r\n"
-                     "Content-Length: %zu\r\nX-Request-Id: %s\r\n%s\r\n",
-                     status, gh_status_text(status), blen, r->id,
+                     "Content-Length: %zu\r\nX-Request-Id: %s\r\n%s%s\r\n",
+                     status, gh_status_text(status), blen, r->id, headers,
                      closing(r) ? "Connection: close\r\n" : "");
     if (r->method != HTTP_HEAD) {
         memcpy(b->data + n, body, blen);

@@ -10,13 +10,15 @@
 #include "config.h"
 #include "headers.h"
 
+#include <jansson.h>
+
 typedef struct gh_conn_s gh_conn_t;
 typedef struct gh_worker_s gh_worker_t;
 typedef struct gh_proxy_s gh_proxy_t;
 
-/* Phases run in this order; auth (JWT chain) and policy (Lua) slot in
- * between route and proxy with their issues. */
-typedef enum { GH_PHASE_ROUTE, GH_PHASE_PROXY, GH_PHASE_END } gh_phase_t;
+/* Phases run in this order; the policy phase (Lua) slots in between auth
+ * and proxy with its issue. */
+typedef enum { GH_PHASE_ROUTE, GH_PHASE_AUTH, GH_PHASE_PROXY, GH_PHASE_END } gh_phase_t;
 
 /* What a phase returns: go on to the next phase, wait for an async event
  * (which re-enters gh_req_run at the same phase), or stop (the phase has
@@ -71,6 +73,7 @@ typedef struct gh_req_s {
 
     uint64_t bytes_in, body_in, bytes_out;
     int status;
+    json_t *claims; /* verified token claims (auth phase), or NULL */
     gh_proxy_t *proxy;
     const char *upstream_addr;
     uint64_t upstream_start_ns, upstream_end_ns;
@@ -98,6 +101,10 @@ void gh_req_run(gh_req_t *r);
  * response; when the response head has already gone out, closes the
  * connection instead (the only honest way to report a failure then). */
 void gh_req_error(gh_req_t *r, int status, const char *detail);
+
+/* The same, with extra header lines ("Name: value\r\n"...) such as a
+ * WWW-Authenticate challenge. */
+void gh_req_error_with(gh_req_t *r, int status, const char *detail, const char *headers);
 
 /* The response is fully queued: finish when the request body is too. */
 void gh_req_response_done(gh_req_t *r);

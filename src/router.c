@@ -60,8 +60,10 @@ static int ascii_casecmp(const char *a, const char *b, size_t n)
     return 0;
 }
 
-static void route_free_strings(gh_route_t *rt)
+void gh_route_clear(gh_route_t *rt)
 {
+    for (size_t i = 0; i < 2 * rt->nclaim_headers; i++) free(rt->claim_headers[i]);
+    free(rt->claim_headers);
     free(rt->name);
     free(rt->host);
     free(rt->path);
@@ -348,7 +350,7 @@ gh_router_t *gh_router_new(gh_route_t *routes, size_t n, char *err, size_t errle
     gh_router_t *r = calloc(1, sizeof *r);
     entry_t *e = n ? calloc(n, sizeof *e) : NULL;
     if (!r || (n && !e)) {
-        for (size_t i = 0; i < n; i++) route_free_strings(&routes[i]);
+        for (size_t i = 0; i < n; i++) gh_route_clear(&routes[i]);
         free(routes);
         free(e);
         free(r);
@@ -377,7 +379,7 @@ void gh_router_free(gh_router_t *r)
 {
     if (!r) return;
     for (size_t i = 0; i < r->n; i++) {
-        route_free_strings(&r->e[i].route);
+        gh_route_clear(&r->e[i].route);
         free(r->e[i].segs);
     }
     free(r->e);

@@ -9,14 +9,18 @@
 /* One route as the config loader hands it over. Strings are owned by the
  * route (malloc'd) and freed by gh_router_free. */
 typedef struct gh_route_s {
-    char *name;         /* route name, for logs and metrics */
-    char *host;         /* NULL: any host; "api.example.com" exact; "*.example.com" one label */
-    char *path;         /* pattern: "/a/b" exact, "*" one segment, "**" (last) zero or more */
-    uint64_t methods;   /* bit (1 << llhttp_method_t); 0 = any method */
-    char *strip;        /* prefix removed before proxying, or NULL */
-    int upstream;       /* index into the config's upstream array */
-    bool preserve_host; /* forward the client's Host (default) or the target's */
-    char *file;         /* where it was defined, for errors */
+    char *name;            /* route name, for logs and metrics */
+    char *host;            /* NULL: any host; "api.example.com" exact; "*.example.com" one label */
+    char *path;            /* pattern: "/a/b" exact, "*" one segment, "**" (last) zero or more */
+    uint64_t methods;      /* bit (1 << llhttp_method_t); 0 = any method */
+    char *strip;           /* prefix removed before proxying, or NULL */
+    int upstream;          /* index into the config's upstream array */
+    bool preserve_host;    /* forward the client's Host (default) or the target's */
+    int issuer;            /* index into the config's issuers, or -1: no auth */
+    bool relay_token;      /* forward the client's credentials (default) */
+    char **claim_headers;  /* pairs: header name, claim name; forwarded from the */
+    size_t nclaim_headers; /* verified claims, incoming headers of those names dropped */
+    char *file;            /* where it was defined, for errors */
     int line;
     /* filled by gh_router_new */
     int order; /* position in the routes array given, a tie-breaker */
@@ -47,6 +51,9 @@ typedef struct gh_router_s gh_router_t;
 gh_router_t *gh_router_new(gh_route_t *routes, size_t n, char *err, size_t errlen);
 
 void gh_router_free(gh_router_t *r);
+
+/* Frees the strings a route owns (for routes never handed to a router). */
+void gh_route_clear(gh_route_t *r);
 
 /* The most specific route for a normalised path, or NULL. host (NULL or the
  * Host header value) may carry a ":port", which is ignored, as are IPv6

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "token_cache.h"
 #include "upstream.h"
 
 #define BACKLOG      4096
@@ -165,7 +166,8 @@ int gh_worker_start(gh_worker_t *w)
     w->rng[0] |= 1;
     w->pool = gh_buf_pool_new(32);
     w->alog = gh_access_log_open(w->cfg->access_log);
-    if (!w->pool || !w->alog || gh_upstream_pools_init(w)) return UV_ENOMEM;
+    w->tokens = gh_token_cache_new(w->cfg->token_cache);
+    if (!w->pool || !w->alog || !w->tokens || gh_upstream_pools_init(w)) return UV_ENOMEM;
     uv_mutex_init(&w->wakeup_lock);
     uv_async_init(&w->loop, &w->wakeup, on_wakeup);
     w->wakeup.data = w;
@@ -211,6 +213,7 @@ void gh_worker_join(gh_worker_t *w)
     }
     gh_upstream_pools_free(w);
     gh_access_log_close(w->alog);
+    gh_token_cache_free(w->tokens);
     gh_buf_pool_free(w->pool);
     free(w->listeners);
     for (size_t i = 0; w->listen_fds && i < w->nlisteners; i++)

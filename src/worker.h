@@ -24,9 +24,10 @@ typedef struct gh_worker_s {
     int *listen_fds; /* bound by the main thread, opened on this loop */
     gh_buf_pool_t *pool;
     gh_access_log_t *alog;
-    gh_upstream_pool_t *upstreams; /* one per cfg->upstreams entry */
-    uv_async_t wakeup;             /* main thread -> worker: drain or stop */
-    uv_mutex_t wakeup_lock;        /* guards wakeup against its closing */
+    gh_upstream_pool_t *upstreams;   /* one per cfg->upstreams entry */
+    struct gh_token_cache_s *tokens; /* verified tokens */
+    uv_async_t wakeup;               /* main thread -> worker: drain or stop */
+    uv_mutex_t wakeup_lock;          /* guards wakeup against its closing */
     int wakeup_closed;
     uv_timer_t flush_timer;              /* access-log flush */
     uv_timer_t drain_timer;              /* drain deadline */

@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/pem.h>
+
 #include "config.h"
 
 static char dir[256];
@@ -165,6 +167,111 @@ static void test_errors_point_at_file_and_line(void **state)
                  "orders.lua:2:", "websocket");
 }
 
+static const char *ISSUERS = "return {\n"
+                             "  listen = { '127.0.0.1:18080' },\n"
+                             "  upstreams = { orders = { targets = { '127.0.0.1:18081' } } },\n"
+                             "  issuers = {\n"
+                             "    demo = {\n"
+                             "      issuer = 'https://sso.example/realms/shop',\n"
+                             "      audience = { 'orders-api', 'account' },\n"
+                             "      secret = '0123456789abcdef0123456789abcdef',\n"
+                             "      token = { header = true, cookie = 'at' },\n"
+                             "    },\n"
+                             "  },\n"
+                             "}\n";
+
+static const char *AUTH_ROUTE =
+    "local gh = require 'gatehouse'\n"
+    "return gh.route { match = { path = '/x/**' }, upstream = 'orders',\n"
+    "  auth = 'demo', relay_token = false,\n"
+    "  forward_claims = { ['X-User-Id'] = 'sub' } }\n";
+
+static void test_issuer_and_route_auth(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    write_file("gatehouse.lua", ISSUERS);
+    write_file("routes/orders.lua", AUTH_ROUTE);
+    gh_config_t *cfg = load(err, sizeof(err));
+    if (!cfg) fail_msg("%s", err);
+    assert_int_equal(cfg->nissuers, 1);
+    const gh_issuer_t *is = &cfg->issuers[0];
+    /* a 32-byte secret can sign HS256 only; the default allow-list is what the keys can do */
+    assert_int_equal(is->algorithms, 1u << GH_ALG_HS256);
+    assert_int_equal(is->policy.naud, 2);
+    assert_true(is->from_header);
+    assert_string_equal(is->cookie, "at");
+    assert_true(is->clock_skew == 30);
+    assert_string_equal(is->realm, "demo");
+    const gh_route_t *r = gh_router_at(cfg->router, 0);
+    assert_int_equal(r->issuer, 0);
+    assert_false(r->relay_token);
+    assert_int_equal(r->nclaim_headers, 1);
+    assert_string_equal(r->claim_headers[0], "X-User-Id");
+    assert_string_equal(r->claim_headers[1], "sub");
+    gh_config_free(cfg);
+}
+
+/* An issuers table with one issuer whose body is given. */
+static void issuer_config(char *out, size_t cap, const char *body)
+{
+    snprintf(out, cap,
+             "return {\n  listen = { '127.0.0.1:1' },\n"
+             "  upstreams = { orders = { targets = { '127.0.0.1:2' } } },\n"
+             "  issuers = {\n    demo = {\n%s\n    },\n  },\n}\n",
+             body);
+}
+
+static void write_rsa_pub(const char *rel, int bits)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", dir, rel);
+    EVP_PKEY *k = EVP_RSA_gen((unsigned)bits);
+    FILE *f = fopen(path, "w");
+    assert_non_null(k);
+    assert_non_null(f);
+    assert_int_equal(PEM_write_PUBKEY(f, k), 1);
+    fclose(f);
+    EVP_PKEY_free(k);
+}
+
+static void test_issuer_errors(void **state)
+{
+    (void)state;
+    char cfg[2048];
+    issuer_config(cfg, sizeof(cfg), "      secret = 'short',\n      algorithms = { 'HS256' },");
+    expect_error(cfg, ROUTE, "gatehouse.lua:", "HS256 needs an HMAC secret of at least 32 bytes");
+    issuer_config(cfg, sizeof(cfg),
+                  "      secret = '0123456789abcdef0123456789abcdef',\n"
+                  "      algorithms = { 'HS512' },");
+    expect_error(cfg, ROUTE, "gatehouse.lua:", "at least 64 bytes");
+    issuer_config(cfg, sizeof(cfg), "      secret = 'x',\n      algorithms = { 'none' },");
+    expect_error(cfg, ROUTE, "gatehouse.lua:7:", "unknown algorithm 'none'");
+    issuer_config(cfg, sizeof(cfg), "      jwks_url = 'https://sso.example/certs',");
+    expect_error(cfg, ROUTE, "gatehouse.lua:", "not supported yet");
+    issuer_config(cfg, sizeof(cfg), "      issuer = 'x',");
+    expect_error(cfg, ROUTE, "gatehouse.lua:", "needs a key source");
+    issuer_config(cfg, sizeof(cfg), "      secret = 'x',\n      pem_file = 'k.pem',");
+    expect_error(cfg, ROUTE, "gatehouse.lua:", "give one key source");
+    write_rsa_pub("weak.pem", 1024);
+    issuer_config(cfg, sizeof(cfg), "      pem_file = 'weak.pem',");
+    expect_error(cfg, ROUTE, "gatehouse.lua:", "2048");
+    write_rsa_pub("rsa.pem", 2048);
+    issuer_config(cfg, sizeof(cfg), "      pem_file = 'rsa.pem',\n      algorithms = { 'ES256' },");
+    expect_error(cfg, ROUTE, "gatehouse.lua:", "ES256 needs an EC P-256 key");
+    issuer_config(cfg, sizeof(cfg), "      pem_file = 'rsa.pem',");
+    expect_error(cfg,
+                 "local gh = require 'gatehouse'\n"
+                 "return gh.route { match = { path = '/x/**' }, upstream = 'orders',\n"
+                 "  auth = 'keycloak' }\n",
+                 "orders.lua:3:", "issuer 'keycloak', which is not defined");
+    expect_error(cfg,
+                 "local gh = require 'gatehouse'\n"
+                 "return gh.route { match = { path = '/x/**' }, upstream = 'orders',\n"
+                 "  forward_claims = { ['X-User-Id'] = 'sub' } }\n",
+                 "orders.lua:3:", "'forward_claims' needs 'auth'");
+}
+
 static void test_missing_routes_dir(void **state)
 {
     (void)state;
@@ -182,6 +289,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_loads_routes_and_defaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_of_routes_and_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors_point_at_file_and_line, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_issuer_and_route_auth, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_issuer_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_routes_dir, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

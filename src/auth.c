@@ -1,0 +1,149 @@
+#include "auth.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "conn.h"
+#include "log.h"
+#include "token_cache.h"
+#include "worker.h"
+
+/* Where a token was found, or why none could be taken. */
+typedef struct {
+    const char *tok;
+    size_t len;
+    const char *invalid_request; /* set: answer 400 with this description */
+} found_t;
+
+/* Records one credential; a second one, anywhere, is an invalid request
+ * (RFC 6750 2: a client uses exactly one method). */
+static void take(found_t *f, const char *tok, size_t len)
+{
+    if (f->tok) f->invalid_request = "more than one credential in the request";
+    f->tok = tok;
+    f->len = len;
+}
+
+static bool b64token_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           strchr("-._~+/=", c) != NULL;
+}
+
+/* Authorization: Bearer <b64token>; other schemes are not our credential. */
+static void from_authorization(const gh_req_t *r, found_t *f)
+{
+    int seen = 0;
+    for (uint32_t i = 0; i < r->head.n; i++) {
+        const gh_hdr_t *x = &r->head.hdrs[i];
+        if (!gh_hdr_eq(gh_hdr_name(&r->head, x), x->name_len, "authorization")) continue;
+        if (++seen > 1) {
+            f->invalid_request = "more than one Authorization header";
+            return;
+        }
+        const char *v = gh_hdr_value(&r->head, x);
+        size_t n = x->value_len;
+        if (n < 7 || strncasecmp(v, "bearer ", 7) != 0) continue;
+        size_t i0 = 7;
+        while (i0 < n && v[i0] == ' ') i0++;
+        size_t end = i0;
+        while (end < n && b64token_char(v[end])) end++;
+        if (end == i0 || end != n) {
+            f->invalid_request = "malformed Bearer credentials";
+            return;
+        }
+        take(f, v + i0, end - i0);
+    }
+}
+
+/* name=value among the pairs of s separated by sep (';' for cookies, '&'
+ * for queries), taking every occurrence so that duplicates are refused. */
+static void from_pairs(const char *s, size_t n, char sep, const char *name, found_t *f)
+{
+    size_t nl = strlen(name), i = 0;
+    while (i < n) {
+        while (i < n && (s[i] == ' ' || s[i] == sep)) i++;
+        size_t start = i;
+        while (i < n && s[i] != sep) i++;
+        if (i - start > nl && s[start + nl] == '=' && memcmp(s + start, name, nl) == 0)
+            take(f, s + start + nl + 1, i - start - nl - 1);
+    }
+}
+
+static found_t find_token(const gh_req_t *r, const gh_issuer_t *is)
+{
+    found_t f = {0};
+    if (is->from_header) from_authorization(r, &f);
+    for (uint32_t i = 0; is->cookie && !f.invalid_request && i < r->head.n; i++) {
+        const gh_hdr_t *x = &r->head.hdrs[i];
+        if (gh_hdr_eq(gh_hdr_name(&r->head, x), x->name_len, "cookie"))
+            from_pairs(gh_hdr_value(&r->head, x), x->value_len, ';', is->cookie, &f);
+    }
+    if (is->query && !f.invalid_request && r->query)
+        from_pairs(r->query, r->query_len, '&', is->query, &f);
+    return f;
+}
+
+/* Answers per RFC 6750 3: 401 with a bare challenge when there was no
+ * token, with error="invalid_token" when it failed; 400 invalid_request. */
+static gh_phase_rc refuse(gh_req_t *r, const gh_issuer_t *is, int status, const char *error,
+                          const char *description)
+{
+    char challenge[512];
+    if (error)
+        snprintf(
+            challenge, sizeof(challenge),
+            "WWW-Authenticate: Bearer realm=\"%s\", error=\"%s\", error_description=\"%s\"\r\n",
+            is->realm, error, description);
+    else
+        snprintf(challenge, sizeof(challenge), "WWW-Authenticate: Bearer realm=\"%s\"\r\n",
+                 is->realm);
+    gh_log(GH_LOG_INFO, "auth: %s (request_id=%s route=%s issuer=%s client=%s)", description, r->id,
+           r->route->name, is->name, r->conn->peer_ip);
+    gh_req_error_with(r, status, description, challenge);
+    return GH_PHASE_STOP;
+}
+
+static double wall_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void claims_cleanup(void *claims)
+{
+    json_decref(claims);
+}
+
+/* Keeps claims (a reference the request now owns) for later phases. */
+static gh_phase_rc accept_claims(gh_req_t *r, json_t *claims)
+{
+    if (gh_arena_cleanup_add(r->arena, claims_cleanup, claims) != 0) {
+        json_decref(claims);
+        gh_req_error(r, 503, "out of memory");
+        return GH_PHASE_STOP;
+    }
+    r->claims = claims;
+    return GH_PHASE_NEXT;
+}
+
+gh_phase_rc gh_auth_phase(gh_req_t *r)
+{
+    if (r->route->issuer < 0) return GH_PHASE_NEXT;
+    const gh_issuer_t *is = &r->cfg->issuers[r->route->issuer];
+    found_t f = find_token(r, is);
+    if (f.invalid_request) return refuse(r, is, 400, "invalid_request", f.invalid_request);
+    if (!f.tok) return refuse(r, is, 401, NULL, "a bearer token is required");
+    double now = wall_now();
+    json_t *claims = gh_token_cache_get(r->w->tokens, is, f.tok, f.len, now);
+    if (claims) return accept_claims(r, claims);
+    gh_jwt_t t;
+    gh_jwt_status st = gh_jwt_verify(f.tok, f.len, &is->policy, &is->keys, now, &t);
+    if (st != GH_JWT_OK) return refuse(r, is, 401, "invalid_token", gh_jwt_status_description(st));
+    claims = json_incref(t.claims);
+    gh_token_cache_put(r->w->tokens, is, f.tok, f.len, claims, t.exp);
+    gh_jwt_clear(&t);
+    return accept_claims(r, claims);
+}
