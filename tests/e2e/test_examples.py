@@ -19,6 +19,13 @@ def test_quickstart_config_is_valid_as_shipped():
     assert "configuration is valid (2 routes, 1 upstreams)" in out.stdout
 
 
+def mint(*args):
+    """A token from the repository's scripts/mint-token (the README's path)."""
+    out = subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "scripts", "mint-token"), *args],
+                         capture_output=True, text=True, timeout=30, check=True)
+    return out.stdout.strip()
+
+
 def quickstart_text(port, upstream_addr):
     """The shipped config with its ports moved and routes/ made absolute."""
     with open(QUICKSTART) as f:
@@ -29,12 +36,19 @@ def quickstart_text(port, upstream_addr):
     return re.sub(r'routes\s*=\s*"[^"]*"', f'routes = "{routes}"', text)
 
 
-def test_quickstart_serves_its_routes(gateway, upstream):
-    gw = gateway(config_text=quickstart_text("@PORT@", upstream.addr))
+def test_quickstart_serves_its_routes(gateway, upstream, tmp_path):
+    text = quickstart_text("@PORT@", upstream.addr)
+    keys = os.path.abspath(os.path.join(ROOT, "examples", "quickstart", "keys"))
+    gw = gateway(config_text=text.replace('"keys/', f'"{keys}/'))
+    token = mint("--sub", "alice")
     with gw.connect() as c:
-        c.request("GET", "/api/orders/42?x=1")
+        c.request("GET", "/api/orders/42")  # the README's 401 line
         r = c.read_response()
-        assert r.status == 200
+        assert_problem(r, 401)
+        assert r.header("WWW-Authenticate") == 'Bearer realm="demo"'
+        c.request("GET", "/api/orders/42?x=1",
+                  headers=[("Authorization", f"Bearer {token}"), ("X-User-Id", "mallory")])
+        assert c.read_response().status == 200
         c.request("GET", "/public/logo.png")
         assert c.read_response().status == 200
         c.request("DELETE", "/api/orders/42")  # the orders route allows GET and POST only
@@ -42,6 +56,8 @@ def test_quickstart_serves_its_routes(gateway, upstream):
     reqs = upstream.wait_for(2)
     assert reqs[0].target == "/orders/42?x=1"
     assert reqs[0].header("X-Forwarded-Prefix") == "/api"
+    assert reqs[0].header("Authorization") == f"Bearer {token}"  # relayed unchanged
+    assert reqs[0].header_all("X-User-Id") == ["alice"]  # from sub; the client's dropped
     assert reqs[1].target == "/public/logo.png"
     assert reqs[1].header("X-Forwarded-Prefix") is None
     assert len(upstream.requests) == 2
