@@ -129,6 +129,79 @@ static gh_phase_rc accept_claims(gh_req_t *r, json_t *claims)
     return GH_PHASE_NEXT;
 }
 
+/* 503 with Retry-After: the issuer's keys are missing or being fetched,
+ * which says nothing about the token. */
+static gh_phase_rc unavailable(gh_req_t *r, const gh_issuer_t *is, const char *why, int retry)
+{
+    char hdr[48];
+    snprintf(hdr, sizeof(hdr), "Retry-After: %d\r\n", retry);
+    gh_log(GH_LOG_WARN, "auth: %s (request_id=%s route=%s issuer=%s)", why, r->id, r->route->name,
+           is->name);
+    gh_req_error_with(r, 503, why, hdr);
+    return GH_PHASE_STOP;
+}
+
+static void unpark(void *arg)
+{
+    gh_req_t *r = arg;
+    if (r->parked.next) gh_list_remove(&r->parked);
+}
+
+/* Waits for the key source's fetch under way (at most jwks.wait); the
+ * worker re-enters this phase when it ends. */
+static gh_phase_rc park(gh_req_t *r, const gh_issuer_t *is, uint64_t seq)
+{
+    if (!r->parked.next) {
+        gh_list_init(&r->parked);
+        if (gh_arena_cleanup_add(r->arena, unpark, r) != 0) {
+            gh_req_error(r, 503, "out of memory");
+            return GH_PHASE_STOP;
+        }
+    }
+    r->park_seq = seq;
+    r->park_until = uv_now(&r->w->loop) + (uint64_t)(gh_keysource_conf(is->src)->wait * 1000);
+    r->auth_waited = true;
+    gh_list_push_tail(&r->w->parked, &r->parked);
+    return GH_PHASE_WAIT;
+}
+
+void gh_auth_wake(gh_worker_t *w)
+{
+    if (gh_list_empty(&w->parked)) return;
+    uint64_t now = uv_now(&w->loop);
+    /* Take the ready ones out first: running a request can end others. */
+    gh_link_t ready;
+    gh_list_init(&ready);
+    for (gh_link_t *l = w->parked.next, *next; l != &w->parked; l = next) {
+        next = l->next;
+        gh_req_t *r = gh_container_of(l, gh_req_t, parked);
+        const gh_issuer_t *is = &r->cfg->issuers[r->route->issuer];
+        if (now < r->park_until && gh_keysource_seq(is->src) <= r->park_seq) continue;
+        gh_list_remove(l);
+        gh_list_push_tail(&ready, l);
+    }
+    while (!gh_list_empty(&ready)) {
+        gh_link_t *l = ready.next;
+        gh_list_remove(l);
+        gh_req_run(gh_container_of(l, gh_req_t, parked));
+    }
+}
+
+/* The token names a kid the issuer's current keys lack: wait once for a
+ * shared re-fetch, unless the source says to answer now. */
+static gh_phase_rc unknown_kid(gh_req_t *r, const gh_issuer_t *is, const gh_jwt_t *t, double now)
+{
+    uint64_t seq;
+    bool plausible = gh_jwt_check_claims(t, &is->policy, now) == GH_JWT_OK;
+    if (r->auth_waited) {
+        if (gh_keysource_seq(is->src) <= r->park_seq)
+            return unavailable(r, is, "the issuer's signing keys are being refreshed", 1);
+    } else if (plausible && gh_keysource_unknown_kid(is->src, t->kid, t->kid_len, &seq)) {
+        return park(r, is, seq);
+    }
+    return refuse(r, is, 401, "invalid_token", gh_jwt_status_description(GH_JWT_UNKNOWN_KID));
+}
+
 gh_phase_rc gh_auth_phase(gh_req_t *r)
 {
     if (r->route->issuer < 0) return GH_PHASE_NEXT;
@@ -136,14 +209,31 @@ gh_phase_rc gh_auth_phase(gh_req_t *r)
     found_t f = find_token(r, is);
     if (f.invalid_request) return refuse(r, is, 400, "invalid_request", f.invalid_request);
     if (!f.tok) return refuse(r, is, 401, NULL, "a bearer token is required");
+    gh_keyset_t *ks = gh_keysource_acquire(is->src);
+    if (!ks) return unavailable(r, is, "the issuer's signing keys are not available yet", 5);
     double now = wall_now();
-    json_t *claims = gh_token_cache_get(r->w->tokens, is, f.tok, f.len, now);
-    if (claims) return accept_claims(r, claims);
+    json_t *claims = gh_token_cache_get(r->w->tokens, is, ks->gen, f.tok, f.len, now);
+    if (claims) {
+        gh_keyset_release(ks);
+        return accept_claims(r, claims);
+    }
     gh_jwt_t t;
-    gh_jwt_status st = gh_jwt_verify(f.tok, f.len, &is->policy, &is->keys, now, &t);
-    if (st != GH_JWT_OK) return refuse(r, is, 401, "invalid_token", gh_jwt_status_description(st));
-    claims = json_incref(t.claims);
-    gh_token_cache_put(r->w->tokens, is, f.tok, f.len, claims, t.exp);
+    gh_jwt_status st = gh_jwt_decode(f.tok, f.len, &is->policy, &t);
+    if (st == GH_JWT_OK) st = gh_jwt_verify_signature(&t, &ks->jwks);
+    gh_phase_rc rc = GH_PHASE_NEXT;
+    if (st == GH_JWT_UNKNOWN_KID && gh_keysource_is_remote(is->src)) {
+        rc = unknown_kid(r, is, &t, now);
+    } else {
+        if (st == GH_JWT_OK) st = gh_jwt_check_claims(&t, &is->policy, now);
+        if (st != GH_JWT_OK) {
+            rc = refuse(r, is, 401, "invalid_token", gh_jwt_status_description(st));
+        } else {
+            claims = json_incref(t.claims);
+            gh_token_cache_put(r->w->tokens, is, ks->gen, f.tok, f.len, claims, t.exp);
+            rc = accept_claims(r, claims);
+        }
+    }
     gh_jwt_clear(&t);
-    return accept_claims(r, claims);
+    gh_keyset_release(ks);
+    return rc;
 }

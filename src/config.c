@@ -13,6 +13,8 @@
 #include <string.h>
 #include <uv.h>
 
+#include "http_client.h"
+
 #define MAX_PATH_KEYS 4
 
 /* Everything a failure needs to say where it happened. */
@@ -459,6 +461,92 @@ static int parse_token_sources(ctx_t *c, int idx, gh_issuer_t *is, const char *c
     return rc ? -1 : 0;
 }
 
+/* jwks = { refresh = ..., startup = "wait" | "503", ca_file = ... } */
+static int remote_options(ctx_t *c, const gh_config_t *cfg, int idx, gh_issuer_t *is,
+                          const char *const *where)
+{
+    static const char *const allowed[] = {
+        "refresh", "refresh_min",     "refresh_max", "cooldown", "negative_ttl", "timeout", "wait",
+        "startup", "startup_timeout", "ca_file",     NULL};
+    const char *keys[] = {where[0], where[1], "jwks", NULL};
+    gh_keysource_conf_t *k = &is->remote_conf;
+    lua_getfield(c->L, idx, "jwks");
+    int t = lua_gettop(c->L), rc = 0;
+    char *startup = NULL, *ca = NULL;
+    if (lua_isnil(c->L, t)) {
+        lua_settop(c->L, t - 1);
+        return 0;
+    }
+    if (!lua_istable(c->L, t)) {
+        rc = fail(c, keys, "'jwks' must be a table like { refresh = 300, startup = \"wait\" }");
+    } else {
+        rc = check_keys(c, t, allowed, keys) ||
+             get_number(c, t, "refresh", 1, 86400, &k->refresh, "jwks") ||
+             get_number(c, t, "refresh_min", 1, 86400, &k->refresh_min, "jwks") ||
+             get_number(c, t, "refresh_max", 1, 86400, &k->refresh_max, "jwks") ||
+             get_number(c, t, "cooldown", 0, 3600, &k->cooldown, "jwks") ||
+             get_number(c, t, "negative_ttl", 0, 86400, &k->negative_ttl, "jwks") ||
+             get_number(c, t, "timeout", 0.1, 120, &k->timeout, "jwks") ||
+             get_number(c, t, "wait", 0, 60, &k->wait, "jwks") ||
+             get_number(c, t, "startup_timeout", 1, 3600, &k->startup_timeout, "jwks") ||
+             get_string(c, t, "startup", &startup, keys) || get_string(c, t, "ca_file", &ca, keys);
+    }
+    if (!rc && startup) {
+        if (strcmp(startup, "wait") == 0)
+            k->startup = GH_KEYS_START_WAIT;
+        else if (strcmp(startup, "503") == 0)
+            k->startup = GH_KEYS_START_503;
+        else
+            rc = fail(c, keys, "'startup' must be \"wait\" or \"503\", got '%s'", startup);
+    }
+    if (!rc && ca) {
+        char path[4096];
+        resolve(cfg, ca, path, sizeof(path));
+        FILE *f = fopen(path, "r");
+        if (!f)
+            rc = fail(c, keys, "cannot read ca_file '%s': %s", path, strerror(errno));
+        else
+            fclose(f), k->ca_file = strdup(path);
+    }
+    free(startup);
+    free(ca);
+    lua_settop(c->L, t - 1);
+    return rc ? -1 : 0;
+}
+
+/* jwks_url = "https://..." or discovery = true (<issuer>/.well-known/...). */
+static int remote_keys(ctx_t *c, const gh_config_t *cfg, int idx, gh_issuer_t *is, const char *kind,
+                       const char *const *keys)
+{
+    char why[512];
+    gh_url_t u;
+    is->remote = true;
+    if (strcmp(kind, "jwks_url") == 0) {
+        if (get_string(c, idx, kind, &is->remote_conf.jwks_url, keys)) return -1;
+        if (!is->remote_conf.jwks_url) return fail(c, keys, "'jwks_url' must be a string");
+        if (gh_url_parse(is->remote_conf.jwks_url, &u, why, sizeof(why)))
+            return fail(c, keys, "issuer '%s': jwks_url %s", is->name, why);
+    } else {
+        bool on = false;
+        if (get_bool(c, idx, kind, &on, keys)) return -1;
+        if (!on) return fail(c, keys, "issuer '%s': 'discovery' is true or absent", is->name);
+        if (!is->issuer)
+            return fail(c, keys, "issuer '%s': discovery needs 'issuer' (the realm URL)", is->name);
+        size_t n = strlen(is->issuer);
+        while (n && is->issuer[n - 1] == '/') n--;
+        static const char suffix[] = "/.well-known/openid-configuration";
+        char *url = malloc(n + sizeof(suffix));
+        if (!url) return fail(c, keys, "out of memory");
+        memcpy(url, is->issuer, n);
+        memcpy(url + n, suffix, sizeof(suffix));
+        is->remote_conf.discovery_url = url;
+        if (gh_url_parse(url, &u, why, sizeof(why)))
+            return fail(c, keys, "issuer '%s': discovery needs an http(s) issuer URL: %s", is->name,
+                        why);
+    }
+    return remote_options(c, cfg, idx, is, keys);
+}
+
 /* Exactly one key source; loads it. */
 static int issuer_keys(ctx_t *c, const gh_config_t *cfg, int idx, gh_issuer_t *is,
                        const char *const *keys)
@@ -475,11 +563,14 @@ static int issuer_keys(ctx_t *c, const gh_config_t *cfg, int idx, gh_issuer_t *i
                         is->name, kind, kinds[i]);
         if (present) kind = kinds[i];
     }
+    lua_getfield(c->L, idx, "jwks");
+    bool options = !lua_isnil(c->L, -1);
+    lua_pop(c->L, 1);
     if (kind && (!strcmp(kind, "jwks_url") || !strcmp(kind, "discovery")))
-        return fail(c, keys,
-                    "issuer '%s': '%s' (remote key sets) is not supported yet; "
-                    "use jwks_file or pem_file",
-                    is->name, kind);
+        return remote_keys(c, cfg, idx, is, kind, keys);
+    if (options)
+        return fail(c, keys, "issuer '%s': 'jwks' options apply only to jwks_url or discovery",
+                    is->name);
     if (!kind) return 0; /* gh_issuer_finish names what is missing */
     char *value = NULL, path[4096], why[512];
     if (get_string(c, idx, kind, &value, keys)) return -1;
@@ -494,9 +585,10 @@ static int issuer_keys(ctx_t *c, const gh_config_t *cfg, int idx, gh_issuer_t *i
 static int parse_issuer(ctx_t *c, const gh_config_t *cfg, const char *name, gh_issuer_t *is)
 {
     static const char *const allowed[] = {
-        "issuer",    "audience",  "algorithms", "clock_skew", "required_claims", "require_exp",
-        "realm",     "max_token", "token",      "secret",     "secret_file",     "pem_file",
-        "jwks_file", "jwks_url",  "discovery",  NULL};
+        "issuer",      "audience", "algorithms", "clock_skew", "required_claims",
+        "require_exp", "realm",    "max_token",  "token",      "secret",
+        "secret_file", "pem_file", "jwks_file",  "jwks_url",   "discovery",
+        "jwks",        NULL};
     const char *keys[] = {"issuers", name, NULL};
     int top = lua_gettop(c->L);
     gh_issuer_init(is, name);

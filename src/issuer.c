@@ -14,6 +14,7 @@ void gh_issuer_init(gh_issuer_t *is, const char *name)
     is->require_exp = true;
     is->max_token = 8192;
     is->from_header = true;
+    gh_keysource_conf_defaults(&is->remote_conf);
 }
 
 /* Reads a whole key file (bounded); NULL with a reason in err. */
@@ -124,11 +125,39 @@ static void missing_key(gh_jwt_alg a, char *err, size_t errlen)
                                    : need[1 + (a - GH_ALG_ES256)]);
 }
 
+/* A remote source: its keys are unknown until fetched, so the algorithms
+ * are what the operator allowed (RS256 by default, as Spring does). */
+static int finish_remote(gh_issuer_t *is, char *err, size_t errlen)
+{
+    if (!is->algorithms) is->algorithms = 1u << GH_ALG_RS256;
+    for (int a = GH_ALG_HS256; a <= GH_ALG_HS512; a++) {
+        if (is->algorithms & (1u << a)) {
+            snprintf(err, errlen,
+                     "issuer '%s': %s needs a shared secret, which a remote key set cannot "
+                     "carry; use secret or secret_file",
+                     is->name, gh_jwt_alg_name((gh_jwt_alg)a));
+            return -1;
+        }
+    }
+    if (is->remote_conf.refresh_min > is->remote_conf.refresh_max) {
+        snprintf(err, errlen, "issuer '%s': jwks.refresh_min is above jwks.refresh_max", is->name);
+        return -1;
+    }
+    is->remote_conf.algorithms = is->algorithms;
+    if (is->issuer && !is->remote_conf.issuer) is->remote_conf.issuer = strdup(is->issuer);
+    is->src = gh_keysource_remote(is->name, &is->remote_conf);
+    if (!is->src) return snprintf(err, errlen, "out of memory"), -1;
+    return 0;
+}
+
 int gh_issuer_finish(gh_issuer_t *is, char *err, size_t errlen)
 {
-    if (is->keys.n == 0) {
+    if (is->remote) {
+        if (finish_remote(is, err, errlen)) return -1;
+    } else if (is->keys.n == 0) {
         snprintf(err, errlen,
-                 "issuer '%s' needs a key source: secret, secret_file, pem_file or jwks_file",
+                 "issuer '%s' needs a key source: secret, secret_file, pem_file, jwks_file, "
+                 "jwks_url or discovery",
                  is->name);
         return -1;
     }
@@ -137,7 +166,7 @@ int gh_issuer_finish(gh_issuer_t *is, char *err, size_t errlen)
         return -1;
     }
     bool derive = is->algorithms == 0;
-    for (int a = 0; a < GH_ALG_COUNT; a++) {
+    for (int a = 0; !is->remote && a < GH_ALG_COUNT; a++) {
         bool has = alg_has_key(is, (gh_jwt_alg)a);
         if (derive && has) is->algorithms |= 1u << a;
         if (!derive && (is->algorithms & (1u << a)) && !has) {
@@ -149,6 +178,8 @@ int gh_issuer_finish(gh_issuer_t *is, char *err, size_t errlen)
         missing_key(GH_ALG_HS256, err, errlen);
         return -1;
     }
+    if (!is->src) is->src = gh_keysource_local(&is->keys);
+    if (!is->src) return snprintf(err, errlen, "out of memory"), -1;
     gh_jwt_policy_t *p = &is->policy;
     p->issuer = is->issuer;
     p->issuer_len = is->issuer ? strlen(is->issuer) : 0;
@@ -175,4 +206,11 @@ void gh_issuer_free(gh_issuer_t *is)
     free(is->required);
     free(is->name), free(is->realm), free(is->issuer), free(is->cookie), free(is->query);
     gh_jwks_free(&is->keys);
+    gh_keysource_free(is->src);
+    if (!is->src) { /* never handed over */
+        free(is->remote_conf.jwks_url);
+        free(is->remote_conf.discovery_url);
+        free(is->remote_conf.issuer);
+        free(is->remote_conf.ca_file);
+    }
 }

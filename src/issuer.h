@@ -9,6 +9,7 @@
 
 #include "jwk.h"
 #include "jwt.h"
+#include "keysource.h"
 
 typedef struct {
     char *name;
@@ -26,7 +27,10 @@ typedef struct {
     bool from_header; /* Authorization: Bearer */
     char *cookie;     /* cookie name, or NULL */
     char *query;      /* query parameter name, or NULL */
-    gh_jwks_t keys;
+    gh_jwks_t keys;   /* local keys as loaded; gh_issuer_finish moves them to src */
+    bool remote;      /* jwks_url or discovery: keys come from remote_conf */
+    gh_keysource_conf_t remote_conf;
+    gh_keysource_t *src;    /* built by gh_issuer_finish */
     gh_jwt_policy_t policy; /* points into the fields above */
 } gh_issuer_t;
 
@@ -40,8 +44,9 @@ int gh_issuer_load_keys(gh_issuer_t *is, const char *kind, const char *value, ch
                         size_t errlen);
 
 /* Checks the algorithms against the keys (each allowed algorithm needs a
- * key of its type; HMAC secrets at least as long as the hash) and builds
- * the verification policy. Returns 0, or -1 with a reason in err. */
+ * key of its type; HMAC secrets at least as long as the hash; a remote
+ * source defaults to RS256 and takes no HMAC algorithm), builds the key
+ * source and the verification policy. Returns 0, or -1 with a reason. */
 int gh_issuer_finish(gh_issuer_t *is, char *err, size_t errlen);
 
 void gh_issuer_free(gh_issuer_t *is);

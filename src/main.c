@@ -1,4 +1,5 @@
-/* gatehouse: command line, signals, workers. Nothing else. */
+/* gatehouse: command line, signals, workers, and the key fetches that
+ * run on the main thread's loop. */
 #include <jansson.h>
 #include <llhttp.h>
 #include <luajit.h>
@@ -10,6 +11,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "keysource.h"
 #include "log.h"
 #include "worker.h"
 
@@ -70,22 +72,37 @@ static int parse_args(int argc, char **argv, options_t *o)
 }
 
 typedef struct {
+    const gh_config_t *cfg;
     gh_worker_t *workers;
     int n;
     int signals;
+    int rc;
+    bool waiting_for_keys; /* some issuer with jwks.startup = "wait" has none yet */
+    bool closing;
     uv_signal_t sigterm, sigint;
     uv_async_t exited;
+    uv_timer_t startup_timer;
 } server_t;
 
-/* A worker ended; once all have, close our handles so the loop returns. */
+/* Closes the main loop's handles and stops key fetches, so uv_run returns. */
+static void close_main_loop(server_t *s)
+{
+    if (s->closing) return;
+    s->closing = true;
+    for (size_t i = 0; i < s->cfg->nissuers; i++) gh_keysource_stop(s->cfg->issuers[i].src);
+    uv_close((uv_handle_t *)&s->sigterm, NULL);
+    uv_close((uv_handle_t *)&s->sigint, NULL);
+    uv_close((uv_handle_t *)&s->exited, NULL);
+    uv_close((uv_handle_t *)&s->startup_timer, NULL);
+}
+
+/* A worker ended; once all have, the main loop closes. */
 static void on_worker_exit(uv_async_t *a)
 {
     server_t *s = a->data;
     for (int i = 0; i < s->n; i++)
         if (!gh_worker_exited(&s->workers[i])) return;
-    uv_close((uv_handle_t *)&s->sigterm, NULL);
-    uv_close((uv_handle_t *)&s->sigint, NULL);
-    uv_close((uv_handle_t *)&s->exited, NULL);
+    close_main_loop(s);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -95,6 +112,7 @@ static void on_signal(uv_signal_t *h, int signum)
     gh_log(GH_LOG_INFO, "%s: %s", signum == SIGINT ? "SIGINT" : "SIGTERM",
            now ? "stopping now" : "draining in-flight requests");
     for (int i = 0; i < s->n; i++) gh_worker_stop(&s->workers[i], now);
+    if (s->n == 0) close_main_loop(s); /* still waiting for keys: nothing to drain */
 }
 
 static int start_workers(server_t *s, const gh_config_t *cfg)
@@ -124,32 +142,104 @@ static int start_workers(server_t *s, const gh_config_t *cfg)
     return 0;
 }
 
+/* Binds and starts the workers; on failure stops what started. */
+static void begin(server_t *s)
+{
+    if (start_workers(s, s->cfg) == 0) {
+        for (size_t i = 0; i < s->cfg->nlisten; i++)
+            gh_log(GH_LOG_INFO, "gatehouse %s: listening on %s (%d workers)", GH_VERSION,
+                   s->cfg->listen[i].text, s->cfg->workers);
+        return;
+    }
+    s->rc = 1;
+    for (int i = 0; i < s->n; i++) gh_worker_stop(&s->workers[i], 1);
+    if (s->n == 0) close_main_loop(s);
+}
+
+/* The first "wait" issuer still without keys (its reason in why), or NULL. */
+static const gh_issuer_t *awaited_issuer(const gh_config_t *cfg, char *why, size_t whylen)
+{
+    for (size_t i = 0; i < cfg->nissuers; i++) {
+        const gh_issuer_t *is = &cfg->issuers[i];
+        if (is->remote && gh_keysource_conf(is->src)->startup == GH_KEYS_START_WAIT &&
+            !gh_keysource_ready(is->src, why, whylen))
+            return is;
+    }
+    return NULL;
+}
+
+/* A key fetch ended (main loop): start serving once every "wait" issuer
+ * has keys; afterwards, wake requests waiting on a fetch. */
+static void on_keys(void *arg)
+{
+    server_t *s = arg;
+    char why[256];
+    if (s->waiting_for_keys) {
+        if (awaited_issuer(s->cfg, why, sizeof(why))) return;
+        s->waiting_for_keys = false;
+        uv_timer_stop(&s->startup_timer);
+        begin(s);
+        return;
+    }
+    for (int i = 0; i < s->n; i++) gh_worker_keys_changed(&s->workers[i]);
+}
+
+static void on_startup_timeout(uv_timer_t *t)
+{
+    server_t *s = t->data;
+    char why[256];
+    const gh_issuer_t *is = awaited_issuer(s->cfg, why, sizeof(why));
+    if (!is) return;
+    fprintf(stderr,
+            "gatehouse: issuer '%s': no signing keys within jwks.startup_timeout (%gs): %s\n",
+            is->name, gh_keysource_conf(is->src)->startup_timeout, why);
+    s->waiting_for_keys = false;
+    s->rc = 1;
+    close_main_loop(s);
+}
+
 /* Runs until SIGTERM/SIGINT and the drain that follows. Returns the exit code. */
 static int serve(const gh_config_t *cfg)
 {
     static server_t s;
     uv_loop_t *loop = uv_default_loop();
+    s.cfg = cfg;
     signal(SIGPIPE, SIG_IGN);
     uv_signal_init(loop, &s.sigterm);
     uv_signal_init(loop, &s.sigint);
     uv_async_init(loop, &s.exited, on_worker_exit);
-    s.sigterm.data = s.sigint.data = s.exited.data = &s;
+    uv_timer_init(loop, &s.startup_timer);
+    s.sigterm.data = s.sigint.data = s.exited.data = s.startup_timer.data = &s;
     uv_signal_start(&s.sigterm, on_signal, SIGTERM);
     uv_signal_start(&s.sigint, on_signal, SIGINT);
-    int rc = start_workers(&s, cfg);
-    if (rc == 0) {
-        for (size_t i = 0; i < cfg->nlisten; i++)
-            gh_log(GH_LOG_INFO, "gatehouse %s: listening on %s (%d workers)", GH_VERSION,
-                   cfg->listen[i].text, cfg->workers);
+    double wait = 0;
+    for (size_t i = 0; i < cfg->nissuers; i++) {
+        const gh_issuer_t *is = &cfg->issuers[i];
+        int rc = gh_keysource_start(is->src, loop, on_keys, &s);
+        if (rc) {
+            fprintf(stderr, "gatehouse: issuer '%s': cannot fetch keys: %s\n", is->name,
+                    uv_strerror(rc));
+            s.rc = 1;
+        }
+        const gh_keysource_conf_t *k = gh_keysource_conf(is->src);
+        if (is->remote && k->startup == GH_KEYS_START_WAIT && k->startup_timeout > wait)
+            wait = k->startup_timeout;
+    }
+    char why[256];
+    if (s.rc) {
+        close_main_loop(&s);
+    } else if (awaited_issuer(cfg, why, sizeof(why))) {
+        s.waiting_for_keys = true;
+        gh_log(GH_LOG_INFO, "waiting up to %gs for signing keys before listening", wait);
+        uv_timer_start(&s.startup_timer, on_startup_timeout, (uint64_t)(wait * 1000), 0);
     } else {
-        for (int i = 0; i < s.n; i++) gh_worker_stop(&s.workers[i], 1);
-        if (s.n == 0) on_worker_exit(&s.exited);
+        begin(&s);
     }
     uv_run(loop, UV_RUN_DEFAULT); /* until every worker has ended */
     for (int i = 0; i < s.n; i++) gh_worker_join(&s.workers[i]);
     free(s.workers);
     uv_loop_close(loop);
-    return rc ? 1 : 0;
+    return s.rc;
 }
 
 int main(int argc, char **argv)

@@ -9,6 +9,7 @@
 #include "arena.h"
 #include "config.h"
 #include "headers.h"
+#include "list.h"
 
 #include <jansson.h>
 
@@ -73,7 +74,11 @@ typedef struct gh_req_s {
 
     uint64_t bytes_in, body_in, bytes_out;
     int status;
-    json_t *claims; /* verified token claims (auth phase), or NULL */
+    json_t *claims;      /* verified token claims (auth phase), or NULL */
+    gh_link_t parked;    /* on the worker's list while waiting for a key fetch */
+    uint64_t park_seq;   /* the key source's fetch count when it parked */
+    uint64_t park_until; /* loop time (ms) when it stops waiting */
+    bool auth_waited;    /* it waited once: the next unknown kid is final */
     gh_proxy_t *proxy;
     const char *upstream_addr;
     uint64_t upstream_start_ns, upstream_end_ns;

@@ -11,6 +11,7 @@ typedef struct entry_s {
     gh_link_t lru;        /* most recently used first */
     uint64_t hash;
     const void *issuer;
+    uint64_t gen; /* the key set that verified it */
     json_t *claims;
     double exp;
     size_t len;
@@ -78,13 +79,13 @@ static entry_t *find(gh_token_cache_t *c, uint64_t h, const void *issuer, const 
     return NULL;
 }
 
-json_t *gh_token_cache_get(gh_token_cache_t *c, const void *issuer, const char *tok, size_t len,
-                           double now)
+json_t *gh_token_cache_get(gh_token_cache_t *c, const void *issuer, uint64_t gen, const char *tok,
+                           size_t len, double now)
 {
     if (c->n == 0) return NULL;
     entry_t *e = find(c, hash(tok, len), issuer, tok, len);
     if (!e) return NULL;
-    if (now >= e->exp) {
+    if (now >= e->exp || e->gen != gen) {
         drop(c, e);
         return NULL;
     }
@@ -93,8 +94,8 @@ json_t *gh_token_cache_get(gh_token_cache_t *c, const void *issuer, const char *
     return json_incref(e->claims);
 }
 
-void gh_token_cache_put(gh_token_cache_t *c, const void *issuer, const char *tok, size_t len,
-                        json_t *claims, double exp)
+void gh_token_cache_put(gh_token_cache_t *c, const void *issuer, uint64_t gen, const char *tok,
+                        size_t len, json_t *claims, double exp)
 {
     if (c->max == 0 || exp <= 0) return;
     uint64_t h = hash(tok, len);
@@ -107,6 +108,7 @@ void gh_token_cache_put(gh_token_cache_t *c, const void *issuer, const char *tok
     e->len = len;
     e->hash = h;
     e->issuer = issuer;
+    e->gen = gen;
     e->claims = json_incref(claims);
     e->exp = exp;
     entry_t **b = &c->buckets[h & (c->nbuckets - 1)];

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "conn.h"
 #include "token_cache.h"
 #include "upstream.h"
@@ -108,12 +109,14 @@ static void on_wakeup(uv_async_t *a)
     gh_worker_t *w = a->data;
     int req = __atomic_load_n(&w->drain_requested, __ATOMIC_ACQUIRE);
     if (req) begin_drain(w, req == 2);
+    if (__atomic_exchange_n(&w->keys_event, 0, __ATOMIC_ACQ_REL)) gh_auth_wake(w);
 }
 
 static void on_tick(uv_timer_t *t)
 {
     gh_worker_t *w = t->data;
     gh_conn_expire(w, uv_now(&w->loop));
+    gh_auth_wake(w); /* requests that waited for keys as long as they may */
 }
 
 static void flush_log(uv_timer_t *t)
@@ -160,6 +163,7 @@ int gh_worker_start(gh_worker_t *w)
     int rc = uv_loop_init(&w->loop);
     if (rc) return rc;
     gh_list_init(&w->conns);
+    gh_list_init(&w->parked);
     for (int k = 0; k < GH_TIMER_KINDS; k++) gh_list_init(&w->deadlines[k]);
     if (getrandom(w->rng, sizeof(w->rng), 0) != sizeof(w->rng))
         w->rng[0] = uv_hrtime(), w->rng[1] = (uint64_t)(uintptr_t)w;
@@ -193,6 +197,14 @@ int gh_worker_start(gh_worker_t *w)
 void gh_worker_stop(gh_worker_t *w, int now)
 {
     __atomic_store_n(&w->drain_requested, now ? 2 : 1, __ATOMIC_RELEASE);
+    uv_mutex_lock(&w->wakeup_lock);
+    if (!w->wakeup_closed) uv_async_send(&w->wakeup);
+    uv_mutex_unlock(&w->wakeup_lock);
+}
+
+void gh_worker_keys_changed(gh_worker_t *w)
+{
+    __atomic_store_n(&w->keys_event, 1, __ATOMIC_RELEASE);
     uv_mutex_lock(&w->wakeup_lock);
     if (!w->wakeup_closed) uv_async_send(&w->wakeup);
     uv_mutex_unlock(&w->wakeup_lock);

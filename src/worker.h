@@ -40,7 +40,9 @@ typedef struct gh_worker_s {
     int exited;
     int started;
     int draining;
-    uint64_t rng[2]; /* request-id generator state */
+    uint64_t rng[2];  /* request-id generator state */
+    gh_link_t parked; /* requests waiting for a key fetch (auth.c) */
+    int keys_event;   /* set by the main thread: a key fetch ended */
 } gh_worker_t;
 
 /* Creates the listening sockets for cfg (SO_REUSEPORT, one set per worker).
@@ -53,6 +55,10 @@ int gh_worker_start(gh_worker_t *w);
 /* Asks the worker to drain (finish in-flight requests, then exit) or, with
  * now set, to close everything at once. Thread-safe. */
 void gh_worker_stop(gh_worker_t *w, int now);
+
+/* Tells the worker a key fetch ended, so requests waiting on it resume.
+ * Thread-safe. */
+void gh_worker_keys_changed(gh_worker_t *w);
 
 /* True once the worker's loop has ended (thread-safe). */
 int gh_worker_exited(gh_worker_t *w);

@@ -247,8 +247,34 @@ static void test_issuer_errors(void **state)
     expect_error(cfg, ROUTE, "gatehouse.lua:", "at least 64 bytes");
     issuer_config(cfg, sizeof(cfg), "      secret = 'x',\n      algorithms = { 'none' },");
     expect_error(cfg, ROUTE, "gatehouse.lua:7:", "unknown algorithm 'none'");
-    issuer_config(cfg, sizeof(cfg), "      jwks_url = 'https://sso.example/certs',");
-    expect_error(cfg, ROUTE, "gatehouse.lua:", "not supported yet");
+    issuer_config(cfg, sizeof(cfg),
+                  "      jwks_url = 'https://sso.example/certs',\n"
+                  "      algorithms = { 'RS256', 'HS256' },");
+    expect_error(cfg, ROUTE, "gatehouse.lua:", "HS256 needs a shared secret");
+    issuer_config(cfg, sizeof(cfg), "      jwks_url = 'ftp://sso.example/certs',");
+    expect_error(cfg, ROUTE, "gatehouse.lua:", "not an http:// or https:// URL");
+    issuer_config(cfg, sizeof(cfg), "      jwks_url = 'https:///certs',");
+    expect_error(cfg, ROUTE, "gatehouse.lua:", "no valid host");
+    issuer_config(cfg, sizeof(cfg), "      jwks_url = 'http://idp:99999/certs',");
+    expect_error(cfg, ROUTE, "gatehouse.lua:", "port");
+    issuer_config(cfg, sizeof(cfg), "      discovery = true,");
+    expect_error(cfg, ROUTE, "gatehouse.lua:", "discovery needs 'issuer'");
+    issuer_config(cfg, sizeof(cfg),
+                  "      jwks_url = 'http://idp/certs',\n      jwks = { startup = 'later' },");
+    expect_error(cfg, ROUTE, "gatehouse.lua:", "'startup' must be \"wait\" or \"503\"");
+    issuer_config(cfg, sizeof(cfg),
+                  "      jwks_url = 'http://idp/certs',\n      jwks = { refresh_min = 0 },");
+    expect_error(cfg, ROUTE, "gatehouse.lua:", "'refresh_min' must be between 1 and");
+    issuer_config(cfg, sizeof(cfg),
+                  "      jwks_url = 'http://idp/certs',\n      jwks = { refresh_min = 90, "
+                  "refresh_max = 60 },");
+    expect_error(cfg, ROUTE, "gatehouse.lua:", "refresh_min is above jwks.refresh_max");
+    issuer_config(cfg, sizeof(cfg),
+                  "      jwks_url = 'http://idp/certs',\n      jwks = { ca_file = 'nope.pem' },");
+    expect_error(cfg, ROUTE, "gatehouse.lua:", "cannot read ca_file");
+    issuer_config(cfg, sizeof(cfg),
+                  "      jwks_url = 'http://idp/certs',\n      discovery = true,");
+    expect_error(cfg, ROUTE, "gatehouse.lua:", "give one key source");
     issuer_config(cfg, sizeof(cfg), "      issuer = 'x',");
     expect_error(cfg, ROUTE, "gatehouse.lua:", "needs a key source");
     issuer_config(cfg, sizeof(cfg), "      secret = 'x',\n      pem_file = 'k.pem',");
@@ -259,6 +285,9 @@ static void test_issuer_errors(void **state)
     write_rsa_pub("rsa.pem", 2048);
     issuer_config(cfg, sizeof(cfg), "      pem_file = 'rsa.pem',\n      algorithms = { 'ES256' },");
     expect_error(cfg, ROUTE, "gatehouse.lua:", "ES256 needs an EC P-256 key");
+    issuer_config(cfg, sizeof(cfg), "      pem_file = 'rsa.pem',\n      jwks = { wait = 1 },");
+    expect_error(cfg, ROUTE,
+                 "gatehouse.lua:", "'jwks' options apply only to jwks_url or discovery");
     issuer_config(cfg, sizeof(cfg), "      pem_file = 'rsa.pem',");
     expect_error(cfg,
                  "local gh = require 'gatehouse'\n"
@@ -270,6 +299,37 @@ static void test_issuer_errors(void **state)
                  "return gh.route { match = { path = '/x/**' }, upstream = 'orders',\n"
                  "  forward_claims = { ['X-User-Id'] = 'sub' } }\n",
                  "orders.lua:3:", "'forward_claims' needs 'auth'");
+}
+
+/* A remote issuer: options parsed, RS256 by default, nothing fetched. */
+static void test_remote_issuer(void **state)
+{
+    (void)state;
+    char cfg[2048], err[512] = "";
+    issuer_config(cfg, sizeof(cfg),
+                  "      issuer = 'https://sso.example/realms/shop/',\n"
+                  "      discovery = true,\n"
+                  "      jwks = { refresh = 120, refresh_min = 5, cooldown = 0, wait = 1.5,\n"
+                  "               startup = 'wait', startup_timeout = 9 },");
+    write_file("gatehouse.lua", cfg);
+    write_file("routes/orders.lua", ROUTE);
+    gh_config_t *c = load(err, sizeof(err));
+    if (!c) fail_msg("%s", err);
+    const gh_issuer_t *is = &c->issuers[0];
+    assert_true(is->remote);
+    assert_true(gh_keysource_is_remote(is->src));
+    assert_int_equal(is->algorithms, 1u << GH_ALG_RS256);
+    const gh_keysource_conf_t *k = gh_keysource_conf(is->src);
+    assert_null(k->jwks_url);
+    assert_string_equal(k->discovery_url,
+                        "https://sso.example/realms/shop/.well-known/openid-configuration");
+    assert_string_equal(k->issuer, "https://sso.example/realms/shop/");
+    assert_true(k->refresh == 120 && k->refresh_min == 5 && k->refresh_max == 3600);
+    assert_true(k->cooldown == 0 && k->wait == 1.5 && k->timeout == 5);
+    assert_int_equal(k->startup, GH_KEYS_START_WAIT);
+    assert_true(k->startup_timeout == 9);
+    assert_null(gh_keysource_acquire(is->src)); /* no keys until the loop fetches them */
+    gh_config_free(c);
 }
 
 static void test_missing_routes_dir(void **state)
@@ -291,6 +351,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_errors_point_at_file_and_line, setup, teardown),
         cmocka_unit_test_setup_teardown(test_issuer_and_route_auth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_issuer_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_remote_issuer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_routes_dir, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
