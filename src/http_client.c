@@ -40,6 +40,7 @@ struct gh_http_req_s {
     char field[32];
     size_t field_len;
     bool in_cache_control;
+    bool in_trailers; /* header fields after the body are not the response's */
     char cache_control[256];
     size_t cc_len;
     char *body;
@@ -54,25 +55,26 @@ int gh_url_parse(const char *url, gh_url_t *u, char *err, size_t errlen)
 {
     memset(u, 0, sizeof(*u));
     const char *p;
-    if (strncmp(url, "http://", 7) == 0) {
+    if (strncasecmp(url, "http://", 7) == 0) {
         p = url + 7;
-    } else if (strncmp(url, "https://", 8) == 0) {
+    } else if (strncasecmp(url, "https://", 8) == 0) {
         p = url + 8;
         u->tls = true;
     } else {
-        snprintf(err, errlen, "'%s' is not an http:// or https:// URL", url);
+        snprintf(err, errlen, "not an http:// or https:// URL: '%.100s'", url);
         return -1;
     }
     for (const char *c = url; *c; c++) {
         if ((unsigned char)*c <= 0x20 || *c == 0x7f || *c == '#') {
-            snprintf(err, errlen, "'%s': spaces, control bytes and fragments are not allowed", url);
+            snprintf(err, errlen,
+                     "spaces, control bytes and fragments are not allowed in a URL: '%.100s'", url);
             return -1;
         }
     }
     size_t auth_len = strcspn(p, "/?");
     const char *auth_end = p + auth_len;
     if (memchr(p, '@', auth_len)) {
-        snprintf(err, errlen, "'%s': credentials in a URL are not supported", url);
+        snprintf(err, errlen, "credentials in a URL are not supported: '%.100s'", url);
         return -1;
     }
     const char *host = p, *host_end, *port = NULL;
@@ -116,16 +118,17 @@ int gh_url_parse(const char *url, gh_url_t *u, char *err, size_t errlen)
         snprintf(u->port, sizeof(u->port), "%s", u->tls ? "443" : "80");
     }
     if (strlen(auth_end) + 2 > sizeof(u->target)) {
-        snprintf(err, errlen, "'%s': the URL is too long", url);
+        snprintf(err, errlen, "the URL is longer than %zu bytes: '%.100s'", sizeof(u->target) - 2,
+                 url);
         return -1;
     }
     snprintf(u->target, sizeof(u->target), "%s%s", *auth_end == '/' ? "" : "/", auth_end);
     return 0;
 bad_host:
-    snprintf(err, errlen, "'%s': the URL has no valid host", url);
+    snprintf(err, errlen, "the URL has no valid host: '%.100s'", url);
     return -1;
 bad_port:
-    snprintf(err, errlen, "'%s': the URL's port is not a number from 1 to 65535", url);
+    snprintf(err, errlen, "the URL's port is not a number from 1 to 65535: '%.100s'", url);
     return -1;
 }
 
@@ -208,6 +211,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 static int on_header_field_complete(llhttp_t *p)
 {
     gh_http_req_t *r = of(p);
+    if (r->in_trailers) return r->in_cache_control = false, 0;
     r->field[r->field_len] = '\0';
     r->in_cache_control = strcasecmp(r->field, "cache-control") == 0;
     r->field_len = 0;
@@ -227,11 +231,19 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
     return 0;
 }
 
+static int on_headers_complete(llhttp_t *p)
+{
+    of(p)->in_cache_control = false;
+    return 0;
+}
+
 static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     gh_http_req_t *r = of(p);
+    r->in_trailers = true; /* a chunked body's trailers come after it */
     if (r->body_len + len > r->opts.max_body) {
-        llhttp_set_error_reason(p, "response body too large");
+        snprintf(r->res.error, sizeof(r->res.error), "the response body is larger than %zu bytes",
+                 r->opts.max_body);
         return HPE_USER;
     }
     if (r->body_len + len + 1 > r->body_cap) {
@@ -239,7 +251,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
         while (cap < r->body_len + len + 1) cap *= 2;
         char *b = realloc(r->body, cap);
         if (!b) {
-            llhttp_set_error_reason(p, "out of memory");
+            snprintf(r->res.error, sizeof(r->res.error), "out of memory");
             return HPE_USER;
         }
         r->body = b;
@@ -254,6 +266,15 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 static int on_message_complete(llhttp_t *p)
 {
     gh_http_req_t *r = of(p);
+    int status = p->status_code;
+    if (status >= 100 && status < 200 && status != 101) {
+        /* An interim response (100 Continue, 103 Early Hints): the final
+         * one follows on the same connection (RFC 9110 section 15.2). */
+        r->cc_len = 0;
+        r->body_len = 0;
+        r->in_trailers = false;
+        return 0;
+    }
     r->complete = true;
     return HPE_PAUSED;
 }
@@ -262,6 +283,7 @@ static const llhttp_settings_t settings = {
     .on_header_field = on_header_field,
     .on_header_field_complete = on_header_field_complete,
     .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
     .on_body = on_body,
     .on_message_complete = on_message_complete,
 };
@@ -306,6 +328,10 @@ static void parse(gh_http_req_t *r, const char *data, size_t len)
     if (r->done) return;
     llhttp_errno_t e = llhttp_execute(&r->parser, data, len);
     if (r->complete) return answer(r);
+    if (e == HPE_USER) { /* our own limit, already said in on_body */
+        r->res.status = 0;
+        return finish(r, true);
+    }
     if (e != HPE_OK) fail(r, "bad HTTP response: %s", llhttp_get_error_reason(&r->parser));
 }
 
@@ -489,6 +515,12 @@ static void try_connect(gh_http_req_t *r)
         r->connect.data = r;
         rc = uv_tcp_connect(&r->connect, &r->tcp, ai->ai_addr, on_connected);
         if (rc == 0) return; /* the hold passes to the connect request */
+        if (r->next_addr) {  /* e.g. an IPv6 address on a host without IPv6 */
+            r->tcp_open = false;
+            uv_close((uv_handle_t *)&r->tcp, on_closed_for_retry);
+            release(r);
+            return;
+        }
     }
     release(r);
     fail(r, "cannot connect to %s:%s: %s", r->url.host, r->url.port, uv_strerror(rc));
