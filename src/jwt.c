@@ -5,6 +5,7 @@
 #include "jwt.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -256,15 +257,32 @@ gh_jwt_status gh_jwt_decode(const char *token, size_t len, const gh_jwt_policy_t
 
 /* ---- signatures ---- */
 
+/* SHA-2 digests fetched once: OpenSSL 3 otherwise looks each one up in
+ * its provider store (under a lock) on every verification. */
+static EVP_MD *fetched_md[3];
+static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
+static pthread_key_t vctx_key; /* frees a thread's verification contexts */
+
+static void vctx_free(void *p);
+
+static void fetch_mds(void)
+{
+    fetched_md[0] = EVP_MD_fetch(NULL, "SHA256", NULL);
+    fetched_md[1] = EVP_MD_fetch(NULL, "SHA384", NULL);
+    fetched_md[2] = EVP_MD_fetch(NULL, "SHA512", NULL);
+    pthread_key_create(&vctx_key, vctx_free);
+}
+
 static const EVP_MD *alg_md(const struct alg_info *a)
 {
+    pthread_once(&fetch_once, fetch_mds);
     switch (a->hash_bits) {
     case 256:
-        return EVP_sha256();
+        return fetched_md[0] ? fetched_md[0] : EVP_sha256();
     case 384:
-        return EVP_sha384();
+        return fetched_md[1] ? fetched_md[1] : EVP_sha384();
     case 512:
-        return EVP_sha512();
+        return fetched_md[2] ? fetched_md[2] : EVP_sha512();
     default:
         return NULL;
     }
@@ -287,6 +305,77 @@ static bool digest_verify(EVP_PKEY *pkey, const EVP_MD *md, int pad, const unsig
     ok = ok && EVP_DigestVerify(ctx, sig, sig_len, msg, msg_len) == 1;
     EVP_MD_CTX_free(ctx);
     return ok;
+}
+
+/* Verification contexts kept per thread, per (key, algorithm): setting
+ * one up (the signature algorithm's lookup, padding, digest) costs about
+ * as much again as an RSA verification, and a context verifies any number
+ * of signatures. A context holds a reference to its key, so a key freed
+ * by a key-set change cannot be mistaken for a new one at its address. */
+#define VCTX_SLOTS 16
+
+typedef struct {
+    const EVP_PKEY *pkey;
+    const struct alg_info *alg;
+    EVP_PKEY_CTX *ctx;
+} vctx_t;
+
+typedef struct {
+    vctx_t slot[VCTX_SLOTS];
+    unsigned next;
+} vctx_cache_t;
+
+static _Thread_local vctx_cache_t *tl_vctx; /* also in vctx_key, for its destructor */
+
+static void vctx_free(void *p)
+{
+    vctx_cache_t *c = p;
+    for (int i = 0; i < VCTX_SLOTS; i++) EVP_PKEY_CTX_free(c->slot[i].ctx);
+    free(c);
+    tl_vctx = NULL;
+}
+
+/* This thread's context verifying a's signatures (over a digest) with
+ * pkey, or NULL. */
+static EVP_PKEY_CTX *verify_ctx(EVP_PKEY *pkey, const struct alg_info *a, const EVP_MD *md, int pad)
+{
+    vctx_cache_t *c = tl_vctx;
+    if (!c) {
+        c = calloc(1, sizeof(*c));
+        if (!c || pthread_setspecific(vctx_key, c) != 0) return free(c), NULL;
+        tl_vctx = c;
+    }
+    for (int i = 0; i < VCTX_SLOTS; i++)
+        if (c->slot[i].pkey == pkey && c->slot[i].alg == a) return c->slot[i].ctx;
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+    bool ok = ctx && EVP_PKEY_verify_init(ctx) == 1 && EVP_PKEY_CTX_set_signature_md(ctx, md) > 0;
+    if (ok && pad) ok = EVP_PKEY_CTX_set_rsa_padding(ctx, pad) > 0;
+    if (ok && pad == RSA_PKCS1_PSS_PADDING) {
+        ok = EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, RSA_PSS_SALTLEN_DIGEST) > 0 &&
+             EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, md) > 0;
+    }
+    if (!ok) {
+        EVP_PKEY_CTX_free(ctx);
+        return NULL;
+    }
+    vctx_t *v = &c->slot[c->next++ % VCTX_SLOTS];
+    EVP_PKEY_CTX_free(v->ctx);
+    *v = (vctx_t){pkey, a, ctx};
+    return ctx;
+}
+
+/* RSA, PSS and ECDSA (DER) signatures: hash msg, then verify the digest
+ * with this thread's context for (pkey, a). */
+static bool hashed_verify(EVP_PKEY *pkey, const struct alg_info *a, int pad,
+                          const unsigned char *msg, size_t msg_len, const unsigned char *sig,
+                          size_t sig_len)
+{
+    const EVP_MD *md = alg_md(a);
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int dlen = 0;
+    if (!md || EVP_Digest(msg, msg_len, digest, &dlen, md, NULL) != 1) return false;
+    EVP_PKEY_CTX *ctx = verify_ctx(pkey, a, md, pad);
+    return ctx && EVP_PKEY_verify(ctx, sig, sig_len, digest, dlen) == 1;
 }
 
 /* True when sig is exactly the full-width HMAC of msg under the secret. */
@@ -342,7 +431,7 @@ static bool ecdsa_verify(const struct alg_info *a, const gh_jwk_t *k, const unsi
     if (sig_len != 2 * a->ec_len) return false;
     if (k->ec_nid != a->ec_nid || pkey_curve(k->pkey) != a->ec_nid) return false;
     size_t der_len = ecdsa_raw_to_der(sig, a->ec_len, der, sizeof(der));
-    return der_len && digest_verify(k->pkey, alg_md(a), 0, msg, msg_len, der, der_len);
+    return der_len && hashed_verify(k->pkey, a, 0, msg, msg_len, der, der_len);
 }
 
 /* True when the key is of the type the algorithm's family needs, down to
@@ -377,7 +466,7 @@ static bool jws_verify(const struct alg_info *a, const gh_jwk_t *k, const unsign
     case FAM_RSA:
     case FAM_PSS:
         if (sig_len != (size_t)EVP_PKEY_get_size(k->pkey)) return false;
-        return digest_verify(k->pkey, alg_md(a),
+        return hashed_verify(k->pkey, a,
                              a->fam == FAM_PSS ? RSA_PKCS1_PSS_PADDING : RSA_PKCS1_PADDING, msg,
                              msg_len, sig, sig_len);
     case FAM_ECDSA:
