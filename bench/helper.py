@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Helpers for bench/run (stdlib only).
+"""Helpers for bench/run (stdlib only; bench/jwt_tokens.py mints the tokens).
 
   helper.py freeports N                 print N distinct free 127.0.0.1 TCP ports
   helper.py waitport PORT SECS          wait until 127.0.0.1:PORT accepts (exit 1 on timeout)
@@ -8,8 +8,14 @@
   helper.py rss PID                     "rss_kib hwm_kib nprocs" summed over PID + descendants
   helper.py idle PORT N PID             RSS idle, open N keep-alive conns (one GET each),
                                         RSS while holding them; prints key=value lines
-  helper.py wrk FILE                    parse wrk --latency output: "rps p50_ms p99_ms errors"
+  helper.py wrk FILE                    parse wrk --latency output:
+                                        "rps p50_ms p99_ms errors non2xx" (errors = non-2xx
+                                        + socket errors)
+  helper.py openssl ALG FILE...         parse `openssl speed -mr [-multi N] ALG` outputs (one
+                                        per sample): "openssl_ALG_sign=", "openssl_ALG_verify="
+                                        (ops/s, the largest sample) and "..._samples=" (all)
   helper.py summary RESULTS MEM META    print per-target medians + README block
+  helper.py jwtsummary RESULTS MEM META print the JWT scenarios' medians, ratios + README block
 """
 import os
 import socket
@@ -213,7 +219,7 @@ def _to_ms(tok):
 
 def parse_wrk(path):
     rps = p50 = p99 = None
-    errors = 0
+    errors = non2xx = 0
     with open(path) as f:
         for ln in f:
             t = ln.split()
@@ -227,13 +233,42 @@ def parse_wrk(path):
                 p99 = _to_ms(t[1])
             elif ln.strip().startswith("Non-2xx or 3xx responses:"):
                 errors += int(t[-1])
+                non2xx += int(t[-1])
             elif t[0] == "Socket" and t[1] == "errors:":
                 # Socket errors: connect 0, read 0, write 0, timeout 0
                 nums = [int(x.strip(",")) for x in t[2:] if x.strip(",").isdigit()]
                 errors += sum(nums)
     if rps is None or p50 is None or p99 is None:
         return 1
-    print("%.2f %.3f %.3f %d" % (rps, p50, p99, errors))
+    if rps <= 0:
+        return 1
+    print("%.2f %.3f %.3f %d %d" % (rps, p50, p99, errors, non2xx))
+    return 0
+
+
+# -------------------------------------------------------------- openssl ---
+
+def parse_openssl(alg, paths):
+    """`openssl speed -mr` prints "+F2:n:bits:sign/s:verify/s" (RSA) or "+F4:..." (ECDSA);
+    with -multi N, one line per child ("... from K") and then the sum over all of them.
+    Other load on the host only lowers a sample, so the largest one is the estimate."""
+    samples = []
+    for path in paths:
+        total = None
+        with open(path) as f:
+            for ln in f:
+                ln = ln.strip()
+                if ln.startswith(("+F2:", "+F4:")) and " from " not in ln:
+                    total = ln
+        if total is None:
+            return 1
+        fields = total.split(":")
+        samples.append((float(fields[3]), float(fields[4])))
+    if not samples:
+        return 1
+    print("openssl_%s_sign=%.0f" % (alg, max(x[0] for x in samples)))
+    print("openssl_%s_verify=%.0f" % (alg, max(x[1] for x in samples)))
+    print("openssl_%s_verify_samples=%s" % (alg, ",".join("%.0f" % x[1] for x in samples)))
     return 0
 
 
@@ -326,6 +361,143 @@ def summary(results_path, mem_dir, meta_path):
     return 0
 
 
+def _medians(results_path):
+    rows = {}
+    with open(results_path) as f:
+        for ln in f:
+            name, rnd, rps, p50, p99, err = ln.split()
+            rows.setdefault(name, []).append((float(rps), float(p50), float(p99), int(err)))
+    return {k: (statistics.median(x[0] for x in r), statistics.median(x[1] for x in r),
+                statistics.median(x[2] for x in r), sum(x[3] for x in r), len(r))
+            for k, r in rows.items()}
+
+
+def jwtsummary(results_path, mem_dir, meta_path):
+    meta = _kv(meta_path)
+    med = _medians(results_path)
+    algs = meta.get("jwt_algs", "").split()
+    peer = "haproxy" if "haproxy" in meta.get("jwt_targets", "").split() else None
+    gh = "gatehouse" if "gatehouse" in meta.get("jwt_targets", "").split() else None
+    targets = [t for t in (gh, peer) if t]
+    ncpu = meta.get("nproc", "?")
+
+    def row_name(t, sc):
+        return "%s/%s" % (t, sc)
+
+    def get(t, sc, i):
+        m = med.get(row_name(t, sc))
+        return m[i] if m else None
+
+    def pct(a, b):
+        return "%.1f %%" % (100.0 * a / b) if a is not None and b else "-"
+
+    def rat(a, b):
+        return "%.2f" % (a / b) if a is not None and b else "-"
+
+    scen = ["unauth"] + ["%s-%s" % (a, k) for a in algs for k in ("repeat", "fresh")]
+    out = []
+    out.append("JWT: %s (median of %s interleaved rounds after the proxy bench; same instances, "
+               "upstream and wrk command; unauth = GET / on the same instance)"
+               % (" vs ".join({"gatehouse": "gatehouse issuers (pem_file)",
+                                 "haproxy": "HAProxy %s jwt_verify" % meta.get("haproxy_version", "?")}[t]
+                                for t in targets), meta.get("rounds", "?")))
+    out.append("tokens: %s; claims iss, aud, sub, iat, exp, jti, scope, realm_access; "
+               "repeat = one token as a static header; fresh = %s distinct tokens per algorithm, "
+               "a different one per request (bench/fresh.lua)"
+               % (", ".join("%s %s B" % (a.upper(), meta.get("token_bytes_" + a, "?")) for a in algs),
+                  meta.get("fresh_tokens", "?")))
+    conf = []
+    if gh:
+        conf.append("gatehouse: token_cache = %s per worker, %s workers" % (meta.get("token_cache", "?"),
+                                                                             meta.get("workers", "?")))
+    if peer:
+        conf.append("haproxy: nbthread %s, no token cache; jwt_verify + alg/iss/aud/exp checks (RS256 only)"
+                    % meta.get("workers", "?"))
+    out.append("; ".join(conf))
+    ossl = []
+    for a, lab in (("rsa2048", "RSA 2048"), ("ecdsap256", "ECDSA P-256")):
+        if "openssl_%s_verify" % a in meta:
+            ossl.append("%s verify %s/s (samples %s)" % (lab, meta["openssl_%s_verify" % a],
+                                                         meta.get("openssl_%s_verify_samples" % a, "?")))
+    if ossl:
+        out.append("capacity: openssl speed -seconds %s -multi %s (%s), the larger of two samples "
+                   "(before and after the load): %s; all %s CPUs together"
+                   % (meta.get("openssl_seconds", "?"), ncpu, meta.get("openssl_version", "?"),
+                      ", ".join(ossl), ncpu))
+    chain = []
+    for a, o, lab in (("rs256", "rsa2048", "RS256"), ("es256", "ecdsap256", "ES256")):
+        if "chain_%s_verify" % a in meta:
+            c = float(meta["chain_%s_verify" % a])
+            cap = meta.get("openssl_%s_verify" % o)
+            chain.append("%s %.0f/s%s" % (lab, c, " = %s of openssl's verify/s" % pct(c, float(cap)) if cap else ""))
+    if chain:
+        out.append("JWT chain in process (bench/verify.c: decode + signature + claims, every token a "
+                   "cache miss, %s threads): %s" % (ncpu, ", ".join(chain)))
+    used = ", ".join("%s %s" % (a, meta.get("fresh_used_" + a, "?")) for a in algs)
+    out.append("fresh tokens used per wrk thread over all runs: %s of %d each; runs that wrapped "
+               "around: %s; non-2xx responses: 0 (bench/run stops on any)"
+               % (used, int(meta.get("fresh_tokens", "0")) // max(1, int(meta.get("threads", "1") or 1)),
+                  meta.get("fresh_wraps", "?")))
+    out.append("")
+
+    cols = []
+    for t in targets:
+        cols += ["%s req/s" % t, "p50", "p99"]
+    if gh and peer:
+        cols.append("gh/haproxy req/s")
+
+    def line(label, vals, w=24):
+        return "| %-*s |" % (w, label) + "".join(" %14s |" % v for v in vals)
+
+    out.append(line("scenario", cols))
+    out.append("|" + "-" * 26 + "|" + "".join("-" * 15 + ":|" for _ in cols))
+    for sc in scen:
+        vals = []
+        for t in targets:
+            if med.get(row_name(t, sc)) is None:
+                vals += ["-", "-", "-"]
+            else:
+                vals += ["%.0f" % get(t, sc, 0), "%.3f ms" % get(t, sc, 1), "%.3f ms" % get(t, sc, 2)]
+        if gh and peer:
+            vals.append(rat(get(gh, sc, 0), get(peer, sc, 0)))
+        out.append(line(sc + (" (GET /)" if sc == "unauth" else ""), vals))
+    errs = ["%s %d" % (t, sum(m[3] for k, m in med.items() if k.startswith(t + "/")))
+            for t in targets]
+    mem = {}
+    for t in targets:
+        p = os.path.join(mem_dir, t + ".mem")
+        if os.path.exists(p):
+            mem[t] = _kv(p)
+    out.append("")
+
+    rcols = targets
+    out.append(line("ratio (req/s)", rcols, 40))
+    out.append("|" + "-" * 42 + "|" + "".join("-" * 15 + ":|" for _ in rcols))
+    for sc in scen[1:]:
+        out.append(line("%s / unauth" % sc, [rat(get(t, sc, 0), get(t, "unauth", 0)) for t in rcols], 40))
+    for a, oa, lab in (("rs256", "rsa2048", "RSA 2048"), ("es256", "ecdsap256", "P-256")):
+        cap = meta.get("openssl_%s_verify" % oa)
+        if a in algs and cap:
+            out.append(line("%s-fresh / openssl %s verify/s" % (a, lab),
+                            [pct(get(t, a + "-fresh", 0), float(cap)) for t in rcols], 40))
+    if mem:
+        def memrow(label, f):
+            vals = []
+            for t in rcols:
+                m = mem.get(t, {})
+                try:
+                    vals.append(f(m))
+                except (KeyError, ValueError):
+                    vals.append("-")
+            out.append(line(label, vals, 40))
+        memrow("RSS after the JWT rounds", lambda m: _mib(int(m["rss_after_jwt_kib"])))
+        memrow("  growth during the JWT rounds",
+               lambda m: "%+.1f MiB" % ((int(m["rss_after_jwt_kib"]) - int(m["rss_before_jwt_kib"])) / 1024.0))
+    out.append(line("socket errors (all JWT-phase rounds)", [e.split()[1] for e in errs], 40))
+    print("\n".join(out))
+    return 0
+
+
 def main(argv):
     if len(argv) < 2:
         print(__doc__, file=sys.stderr)
@@ -348,8 +520,12 @@ def main(argv):
         return idle(int(args[0]), int(args[1]), int(args[2]))
     if cmd == "wrk":
         return parse_wrk(args[0])
+    if cmd == "openssl":
+        return parse_openssl(args[0], args[1:])
     if cmd == "summary":
         return summary(args[0], args[1], args[2])
+    if cmd == "jwtsummary":
+        return jwtsummary(args[0], args[1], args[2])
     print(__doc__, file=sys.stderr)
     return 2
 
