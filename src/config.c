@@ -525,7 +525,7 @@ static int remote_keys(ctx_t *c, const gh_config_t *cfg, int idx, gh_issuer_t *i
         if (get_string(c, idx, kind, &is->remote_conf.jwks_url, keys)) return -1;
         if (!is->remote_conf.jwks_url) return fail(c, keys, "'jwks_url' must be a string");
         if (gh_url_parse(is->remote_conf.jwks_url, &u, why, sizeof(why)))
-            return fail(c, keys, "issuer '%s': jwks_url %s", is->name, why);
+            return fail(c, keys, "issuer '%s': jwks_url: %s", is->name, why);
     } else {
         bool on = false;
         if (get_bool(c, idx, kind, &on, keys)) return -1;

@@ -30,8 +30,9 @@ struct gh_keysource_s {
     gh_keyset_t *cur;
     uint64_t seq; /* completed fetches */
     uint64_t failures;
-    bool wanted;   /* a worker asked for a fetch the loop has not begun */
-    bool fetching; /* a fetch is under way */
+    bool wanted;    /* a worker asked for a fetch the loop has not begun */
+    bool fetching;  /* a fetch is under way */
+    bool kid_fetch; /* ... and a worker asked for it (an unknown kid) */
     uint64_t last_kid_fetch_ms;
     neg_kid_t neg[NEG_SLOTS];
     size_t neg_next;
@@ -211,10 +212,17 @@ bool gh_keysource_unknown_kid(gh_keysource_t *s, const char *kid, size_t kid_len
     uint64_t now = now_ms();
     bool wait = false;
     uv_mutex_lock(&s->mu);
+    /* A scheduled refresh under way may have been answered before the new
+     * key was published: a kid fetch asked for now runs after it, and the
+     * request waits for that one (one completion more). */
+    uint64_t after = s->fetching && !s->kid_fetch ? 1 : 0;
     if (kid && kid_is_negative(s, kid, kid_len, now)) {
         /* known missing: answer at once */
-    } else if (s->fetching || s->wanted) {
-        wait = true; /* single-flight: ride the fetch under way */
+    } else if (s->fetching && s->kid_fetch) {
+        wait = true; /* single-flight: ride the kid fetch under way */
+        after = 0;
+    } else if (s->wanted) {
+        wait = true; /* ride the kid fetch already asked for */
     } else if (s->last_kid_fetch_ms &&
                now - s->last_kid_fetch_ms < (uint64_t)(s->conf.cooldown * 1000)) {
         /* cooling down: a flood of kids cannot hammer the identity provider */
@@ -222,11 +230,11 @@ bool gh_keysource_unknown_kid(gh_keysource_t *s, const char *kid, size_t kid_len
         s->last_kid_fetch_ms = now;
         s->wanted = true;
         wait = true;
-        uv_async_send(&s->async);
+        if (!s->fetching) uv_async_send(&s->async); /* else fetch_done starts it */
     }
     if (wait) {
         if (kid) add_pending(s, kid, kid_len);
-        *seq = s->seq;
+        *seq = s->seq + after;
     }
     uv_mutex_unlock(&s->mu);
     return wait;
@@ -300,12 +308,13 @@ static void fetch_done(gh_keysource_t *s, gh_jwks_t *keys, const char *body, siz
     uint64_t now = now_ms();
     size_t nkeys = 0;
     uv_mutex_lock(&s->mu);
+    bool kid_fetch = s->kid_fetch, again = s->wanted;
     if (keys) {
         if (fresh) {
             old = s->cur;
             s->cur = fresh;
         }
-        for (size_t i = 0; i < s->npending; i++) {
+        for (size_t i = 0; kid_fetch && i < s->npending; i++) {
             if (set_has_kid(s->cur, s->pending[i].kid, s->pending[i].len)) continue;
             neg_kid_t *n = &s->neg[s->neg_next++ % NEG_SLOTS];
             memcpy(n->kid, s->pending[i].kid, s->pending[i].len);
@@ -318,8 +327,9 @@ static void fetch_done(gh_keysource_t *s, gh_jwks_t *keys, const char *body, siz
         snprintf(s->last_error, sizeof(s->last_error), "%s", error);
     }
     nkeys = s->cur ? s->cur->jwks.n : 0;
-    s->npending = 0;
+    if (kid_fetch || !again) s->npending = 0; /* kids asked for later wait for the next fetch */
     s->fetching = false;
+    s->kid_fetch = false;
     s->seq++;
     uv_mutex_unlock(&s->mu);
     if (old) gh_keyset_release(old);
@@ -357,6 +367,7 @@ static void fetch_done(gh_keysource_t *s, gh_jwks_t *keys, const char *body, siz
         }
         schedule(s, s->backoff_s);
     }
+    if (again) start_fetch(s); /* a kid fetch asked for during a scheduled one */
     if (s->notify) s->notify(s->notify_arg);
 }
 
@@ -440,6 +451,7 @@ static void start_fetch(gh_keysource_t *s)
     uv_timer_stop(&s->timer);
     uv_mutex_lock(&s->mu);
     s->fetching = true;
+    s->kid_fetch = s->wanted;
     s->wanted = false;
     uv_mutex_unlock(&s->mu);
     const char *url = s->jwks_uri ? s->jwks_uri : s->conf.jwks_url;
