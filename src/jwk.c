@@ -472,19 +472,16 @@ static int check_set(const gh_jwks_t *set, char *err, size_t errlen)
     return 0;
 }
 
-/* True when the JSON text nests arrays and objects at most max deep. Runs
- * before jansson, whose own limit (2048) is far too generous. */
-static bool depth_ok(const char *s, size_t len, int max)
+bool gh_json_depth_ok(const void *text, size_t len, int max)
 {
+    const unsigned char *p = text;
     int depth = 0;
-    bool in_str = false, esc = false;
+    bool in_str = false;
     for (size_t i = 0; i < len; i++) {
-        char c = s[i];
+        unsigned char c = p[i];
         if (in_str) {
-            if (esc)
-                esc = false;
-            else if (c == '\\')
-                esc = true;
+            if (c == '\\')
+                i++; /* whatever is escaped cannot end the string */
             else if (c == '"')
                 in_str = false;
         } else if (c == '"') {
@@ -528,7 +525,7 @@ int gh_jwks_parse(const char *json, size_t len, gh_jwks_t *out, char *err, size_
     memset(out, 0, sizeof(*out));
     if (len > JWKS_MAX_BYTES) {
         set_err(err, errlen, "key set is %zu bytes; the limit is %d", len, JWKS_MAX_BYTES);
-    } else if (!depth_ok(json, len, JWKS_MAX_DEPTH)) {
+    } else if (!gh_json_depth_ok(json, len, JWKS_MAX_DEPTH)) {
         set_err(err, errlen, "key set JSON nests deeper than %d", JWKS_MAX_DEPTH);
     } else if (!(root = json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr))) {
         set_err(err, errlen, "key set is not valid JSON (line %d, column %d): %s", jerr.line,

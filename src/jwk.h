@@ -45,6 +45,12 @@ int gh_jwk_from_pem(const char *pem, size_t len, gh_jwk_t *out, char *err, size_
 /* An HMAC key from raw secret bytes (copied). Returns 0 or -1 (OOM). */
 int gh_jwk_from_secret(const unsigned char *secret, size_t len, gh_jwk_t *out);
 
+/* False when the JSON text nests objects and arrays deeper than max: a
+ * cheap scan before jansson (whose own limit, 2048, is far too generous),
+ * so a parser never recurses on hostile input. Exact for valid JSON; the
+ * parser refuses anything invalid it might misjudge. */
+bool gh_json_depth_ok(const void *text, size_t len, int max);
+
 /* Free what a key / a set holds (not the struct itself) and zero it. */
 void gh_jwk_clear(gh_jwk_t *k);
 void gh_jwks_free(gh_jwks_t *set);

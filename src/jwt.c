@@ -113,31 +113,6 @@ void gh_jwt_clear(gh_jwt_t *t)
 
 /* ---- decoding ---- */
 
-/* False when the JSON text nests objects/arrays deeper than max. A cheap
- * pre-scan so the parser never recurses on hostile input; it is exact for
- * valid JSON, and jansson refuses anything invalid it might misjudge. */
-static bool depth_ok(const unsigned char *p, size_t n, int max)
-{
-    int depth = 0;
-    bool in_str = false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = p[i];
-        if (in_str) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_str = false;
-        } else if (c == '"') {
-            in_str = true;
-        } else if (c == '{' || c == '[') {
-            if (++depth > max) return false;
-        } else if (c == '}' || c == ']') {
-            depth--;
-        }
-    }
-    return true;
-}
-
 /* Decodes one base64url segment into scratch and parses it as a JSON
  * object (duplicate names refused, \u0000 kept so lengths stay exact).
  * Returns OK with *out set, TOO_LARGE or MALFORMED. */
@@ -146,7 +121,7 @@ static gh_jwt_status parse_segment(const char *seg, size_t len, unsigned char *s
 {
     size_t n;
     if (len == 0 || gh_b64url_decode(seg, len, scratch, &n) != 0) return GH_JWT_MALFORMED;
-    if (!depth_ok(scratch, n, max_depth)) return GH_JWT_TOO_LARGE;
+    if (!gh_json_depth_ok(scratch, n, max_depth)) return GH_JWT_TOO_LARGE;
     json_error_t jerr;
     json_t *j =
         json_loadb((const char *)scratch, n, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);

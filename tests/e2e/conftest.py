@@ -100,14 +100,15 @@ def free_port():
 
 
 def wait_until(pred, timeout, what, interval=0.02):
-    """Polls pred() until truthy (returned) or timeout (AssertionError)."""
+    """Polls pred() until truthy (returned) or timeout (AssertionError).
+    what may be a callable, to build the message only when it fails."""
     deadline = time.monotonic() + timeout
     while True:
         v = pred()
         if v:
             return v
         if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            raise AssertionError(f"timed out after {timeout}s waiting for {what() if callable(what) else what}")
         time.sleep(interval)
 
 

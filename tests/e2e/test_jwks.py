@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from conftest import GATEHOUSE_BIN, Gateway, assert_problem, free_port, make_config, route_file
+from conftest import GATEHOUSE_BIN, Gateway, assert_problem, free_port, make_config, route_file, wait_until
 from rawhttp import RawConn
 
 NAME = "corpsso"                      # the issuer's name in gatehouse.lua
@@ -54,14 +54,7 @@ UNKNOWN_KID = "unknown signing key"   # src/jwt.c: GH_JWT_UNKNOWN_KID
 
 
 def wait_for(pred, timeout, what, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what() if callable(what) else what}")
-        time.sleep(interval)
+    return wait_until(pred, timeout, what, interval)
 
 
 # ---------------------------------------------------------------------------
