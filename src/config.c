@@ -585,10 +585,9 @@ static int issuer_keys(ctx_t *c, const gh_config_t *cfg, int idx, gh_issuer_t *i
 static int parse_issuer(ctx_t *c, const gh_config_t *cfg, const char *name, gh_issuer_t *is)
 {
     static const char *const allowed[] = {
-        "issuer",      "audience", "algorithms", "clock_skew", "required_claims",
-        "require_exp", "realm",    "max_token",  "token",      "secret",
-        "secret_file", "pem_file", "jwks_file",  "jwks_url",   "discovery",
-        "jwks",        NULL};
+        "issuer",    "audience",  "algorithms", "clock_skew", "required_claims",  "require_exp",
+        "realm",     "max_token", "token",      "secret",     "secret_file",      "pem_file",
+        "jwks_file", "jwks_url",  "discovery",  "jwks",       "authorized_party", NULL};
     const char *keys[] = {"issuers", name, NULL};
     int top = lua_gettop(c->L);
     gh_issuer_init(is, name);
@@ -597,6 +596,7 @@ static int parse_issuer(ctx_t *c, const gh_config_t *cfg, const char *name, gh_i
     if (check_keys(c, top, allowed, keys) || get_string(c, top, "issuer", &is->issuer, keys) ||
         get_string(c, top, "realm", &is->realm, keys) ||
         get_string_list(c, top, "audience", &is->audiences, &is->naud, keys) ||
+        get_string_list(c, top, "authorized_party", &is->azps, &is->nazp, keys) ||
         get_string_list(c, top, "required_claims", &is->required, &is->nrequired, keys) ||
         parse_algorithms(c, top, is, keys) ||
         get_number(c, top, "clock_skew", 0, 3600, &skew, name) ||
@@ -608,6 +608,8 @@ static int parse_issuer(ctx_t *c, const gh_config_t *cfg, const char *name, gh_i
     is->max_token = (size_t)max_token;
     is->audience_lens = calloc(is->naud ? is->naud : 1, sizeof(size_t));
     for (size_t i = 0; i < is->naud; i++) is->audience_lens[i] = strlen(is->audiences[i]);
+    is->azp_lens = calloc(is->nazp ? is->nazp : 1, sizeof(size_t));
+    for (size_t i = 0; i < is->nazp; i++) is->azp_lens[i] = strlen(is->azps[i]);
     char why[512];
     if (gh_issuer_finish(is, why, sizeof(why))) return fail(c, keys, "%s", why);
     return 0;

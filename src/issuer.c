@@ -186,6 +186,9 @@ int gh_issuer_finish(gh_issuer_t *is, char *err, size_t errlen)
     p->audiences = (const char *const *)is->audiences;
     p->audience_lens = is->audience_lens;
     p->naud = is->naud;
+    p->azps = (const char *const *)is->azps;
+    p->azp_lens = is->azp_lens;
+    p->nazp = is->nazp;
     p->algorithms = is->algorithms;
     p->clock_skew = is->clock_skew;
     p->require_exp = is->require_exp;
@@ -201,6 +204,9 @@ void gh_issuer_free(gh_issuer_t *is)
 {
     for (size_t i = 0; i < is->naud; i++) free(is->audiences[i]);
     for (size_t i = 0; i < is->nrequired; i++) free(is->required[i]);
+    for (size_t i = 0; i < is->nazp; i++) free(is->azps[i]);
+    free(is->azps);
+    free(is->azp_lens);
     free(is->audiences);
     free(is->audience_lens);
     free(is->required);

@@ -18,6 +18,9 @@ typedef struct {
     char **audiences;
     size_t *audience_lens;
     size_t naud;
+    char **azps; /* authorized_party: azp must be one of these */
+    size_t *azp_lens;
+    size_t nazp;
     char **required;
     size_t nrequired;
     uint32_t algorithms; /* 0 until set: gh_issuer_finish derives it from the keys */

@@ -61,6 +61,7 @@ static const char *const DESCRIPTIONS[GH_JWT_STATUS_COUNT] = {
     [GH_JWT_BAD_AUDIENCE] = "invalid audience",
     [GH_JWT_MISSING_CLAIM] = "missing required claim",
     [GH_JWT_BAD_CLAIM] = "invalid claim type",
+    [GH_JWT_BAD_AZP] = "invalid authorized party",
 };
 
 static const char *const LABELS[GH_JWT_STATUS_COUNT] = {
@@ -78,6 +79,7 @@ static const char *const LABELS[GH_JWT_STATUS_COUNT] = {
     [GH_JWT_BAD_AUDIENCE] = "bad_audience",
     [GH_JWT_MISSING_CLAIM] = "missing_claim",
     [GH_JWT_BAD_CLAIM] = "bad_claim",
+    [GH_JWT_BAD_AZP] = "bad_azp",
 };
 
 int gh_jwt_alg_parse(const char *s, size_t len)
@@ -542,6 +544,19 @@ static bool aud_match(const json_t *j, const gh_jwt_policy_t *pol)
     return false;
 }
 
+/* azp (OpenID Connect Core 2: the party the token was issued to, which
+ * Keycloak sets to the client id) must equal one configured party. */
+static gh_jwt_status check_azp(const json_t *claims, const gh_jwt_policy_t *pol)
+{
+    if (pol->nazp == 0) return GH_JWT_OK;
+    const json_t *azp = json_object_get(claims, "azp");
+    if (!azp) return GH_JWT_MISSING_CLAIM;
+    if (!json_is_string(azp)) return GH_JWT_BAD_CLAIM;
+    for (size_t i = 0; i < pol->nazp; i++)
+        if (str_eq(azp, pol->azps[i], pol->azp_lens[i])) return GH_JWT_OK;
+    return GH_JWT_BAD_AZP;
+}
+
 /* aud is a string or an array of strings (RFC 7519 section 4.1.3); any
  * element equal to any configured audience passes. */
 static gh_jwt_status check_aud(const json_t *claims, const gh_jwt_policy_t *pol)
@@ -574,6 +589,7 @@ gh_jwt_status gh_jwt_check_claims(const gh_jwt_t *t, const gh_jwt_policy_t *pol,
         if (!str_eq(iss, pol->issuer, pol->issuer_len)) return GH_JWT_BAD_ISSUER;
     }
     if ((st = check_aud(t->claims, pol)) != GH_JWT_OK) return st;
+    if ((st = check_azp(t->claims, pol)) != GH_JWT_OK) return st;
     for (size_t i = 0; i < pol->nrequired; i++) {
         const json_t *v = json_object_get(t->claims, pol->required_claims[i]);
         if (!v || json_is_null(v)) return GH_JWT_MISSING_CLAIM;

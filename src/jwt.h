@@ -49,6 +49,7 @@ typedef enum {
     GH_JWT_BAD_AUDIENCE,
     GH_JWT_MISSING_CLAIM, /* exp (when required) or a required claim */
     GH_JWT_BAD_CLAIM,     /* a registered claim of the wrong type */
+    GH_JWT_BAD_AZP,       /* azp is not one of the authorized parties */
     GH_JWT_STATUS_COUNT
 } gh_jwt_status;
 
@@ -68,6 +69,9 @@ typedef struct {
     const char *const *audiences; /* any one must appear in aud; naud 0: not checked */
     const size_t *audience_lens;
     size_t naud;
+    const char *const *azps; /* azp must equal one (Keycloak's client id); nazp 0: not checked */
+    const size_t *azp_lens;
+    size_t nazp;
     uint32_t algorithms; /* bit (1 << gh_jwt_alg) per allowed algorithm */
     double clock_skew;   /* seconds */
     bool require_exp;

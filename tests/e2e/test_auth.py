@@ -247,6 +247,7 @@ def _issuers(keys, d):
         "small": {**shop, "pem_file": rsa_pem, "max_token": 1024},
         "noskew": {**shop, "pem_file": rsa_pem, "clock_skew": 0},
         "lax": {"pem_file": rsa_pem, "require_exp": False},  # no iss/aud checks, exp optional
+        "azp": {**shop, "pem_file": rsa_pem, "authorized_party": ["orders-web", "orders.cli"]},
     }
 
 
@@ -725,6 +726,21 @@ def test_issuer_nul_truncation(e):
 def test_audience_nul_truncation(e):
     body = json.dumps(claims(aud=AUD + "\u0000x"), separators=(",", ":")).encode()
     refuse(e, "/rsa/echo", raw_token({"alg": "RS256"}, body, e.keys.rsa), "invalid audience")
+
+
+def test_authorized_party_accepted(e):
+    accept(e, "/azp/echo", _rs(e, claims(azp="orders.cli")))
+
+
+@pytest.mark.parametrize("azp,reason", [("billing-web", "invalid authorized party"),
+                                        ("orders-web\u0000", "invalid authorized party"),
+                                        (None, "missing required claim"),
+                                        (["orders-web"], "invalid claim type")])
+def test_authorized_party_refused(e, azp, reason):
+    c = claims()
+    if azp is not None:
+        c["azp"] = azp
+    refuse(e, "/azp/echo", _rs(e, c), reason)
 
 
 def test_wrong_audience(e):

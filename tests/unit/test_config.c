@@ -309,6 +309,7 @@ static void test_remote_issuer(void **state)
     issuer_config(cfg, sizeof(cfg),
                   "      issuer = 'https://sso.example/realms/shop/',\n"
                   "      discovery = true,\n"
+                  "      authorized_party = 'orders-web',\n"
                   "      jwks = { refresh = 120, refresh_min = 5, cooldown = 0, wait = 1.5,\n"
                   "               startup = 'wait', startup_timeout = 9 },");
     write_file("gatehouse.lua", cfg);
@@ -319,6 +320,9 @@ static void test_remote_issuer(void **state)
     assert_true(is->remote);
     assert_true(gh_keysource_is_remote(is->src));
     assert_int_equal(is->algorithms, 1u << GH_ALG_RS256);
+    assert_int_equal(is->policy.nazp, 1);
+    assert_string_equal(is->policy.azps[0], "orders-web");
+    assert_int_equal(is->policy.azp_lens[0], 10);
     const gh_keysource_conf_t *k = gh_keysource_conf(is->src);
     assert_null(k->jwks_url);
     assert_string_equal(k->discovery_url,

@@ -941,6 +941,42 @@ static void test_aud(void **state)
     assert_status(claims_at("{\"exp\":1800000000,\"aud\":7}", &pol, NOW), GH_JWT_OK);
 }
 
+/* azp: one of the authorized parties, compared with its length. */
+static void test_azp(void **state)
+{
+    (void)state;
+    static const char *const azps[] = {"orders-web", "orders.cli"};
+    static const size_t lens[] = {10, 10};
+    gh_jwt_policy_t pol = time_policy(0);
+    pol.azps = azps;
+    pol.azp_lens = lens;
+    pol.nazp = 2;
+    struct {
+        const char *azp;
+        gh_jwt_status st;
+    } cases[] = {
+        {"\"orders-web\"", GH_JWT_OK},
+        {"\"orders.cli\"", GH_JWT_OK},
+        {"\"orders\"", GH_JWT_BAD_AZP},
+        {"\"orders-web2\"", GH_JWT_BAD_AZP},
+        {"\"orders-web\\u0000x\"", GH_JWT_BAD_AZP},
+        {"\"ORDERS-WEB\"", GH_JWT_BAD_AZP},
+        {"[\"orders-web\"]", GH_JWT_BAD_CLAIM},
+        {"7", GH_JWT_BAD_CLAIM},
+        {"null", GH_JWT_BAD_CLAIM},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        char p[256];
+        snprintf(p, sizeof(p), "{\"exp\":1800000000,\"azp\":%s}", cases[i].azp);
+        gh_jwt_status st = claims_at(p, &pol, NOW);
+        if (st != cases[i].st) fail_msg("azp %s: got %s", cases[i].azp, gh_jwt_status_label(st));
+    }
+    assert_status(claims_at("{\"exp\":1800000000}", &pol, NOW), GH_JWT_MISSING_CLAIM);
+    assert_string_equal(gh_jwt_status_description(GH_JWT_BAD_AZP), "invalid authorized party");
+    pol.nazp = 0;
+    assert_status(claims_at("{\"exp\":1800000000,\"azp\":7}", &pol, NOW), GH_JWT_OK);
+}
+
 static void test_required_claims(void **state)
 {
     (void)state;
@@ -1061,6 +1097,7 @@ int main(void)
         cmocka_unit_test(test_nbf_iat),
         cmocka_unit_test(test_iss),
         cmocka_unit_test(test_aud),
+        cmocka_unit_test(test_azp),
         cmocka_unit_test(test_required_claims),
         cmocka_unit_test(test_primitive_edges),
         cmocka_unit_test(test_decode_fields),
