@@ -332,3 +332,22 @@ def assert_problem(resp, status):
         assert isinstance(doc.get(k), str), f"problem+json lacks string {k}: {doc}"
     assert doc["title"], doc
     return doc
+
+
+# RFC 6750 challenges: Bearer k="v", ... parsed strictly.
+_PARAM = re.compile(r'\s*([A-Za-z_]+)="((?:[^"\\]|\\.)*)"\s*(?:,|$)')
+
+
+def challenge(resp):
+    """WWW-Authenticate: Bearer k="v", ... as a dict (strictly parsed)."""
+    v = resp.header("WWW-Authenticate")
+    assert v is not None, f"no WWW-Authenticate on {resp!r}"
+    assert v[:7].lower() == "bearer ", f"not a Bearer challenge: {v!r}"
+    rest, params = v[7:], {}
+    while rest.strip():
+        m = _PARAM.match(rest)
+        assert m, f"unparseable challenge {v!r}"
+        assert m.group(1) not in params, f"repeated parameter in {v!r}"
+        params[m.group(1)] = m.group(2)
+        rest = rest[m.end():]
+    return params

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from conftest import (GATEHOUSE_BIN, Gateway, assert_problem, free_port, lua, make_config,
+from conftest import (GATEHOUSE_BIN, Gateway, assert_problem, challenge, free_port, lua, make_config,
                       route_file, wait_until)
 from rawhttp import RawConn
 from recording_upstream import RecordingUpstream
@@ -289,24 +289,6 @@ def e(env):
 
 # ---------------------------------------------------------------------------
 # Assertions
-
-_PARAM = re.compile(r'\s*([A-Za-z_]+)="((?:[^"\\]|\\.)*)"\s*(?:,|$)')
-
-
-def challenge(resp):
-    """WWW-Authenticate: Bearer k="v", ... as a dict (strictly parsed)."""
-    v = resp.header("WWW-Authenticate")
-    assert v is not None, f"no WWW-Authenticate on {resp!r}"
-    assert v[:7].lower() == "bearer ", f"not a Bearer challenge: {v!r}"
-    rest, params = v[7:], {}
-    while rest.strip():
-        m = _PARAM.match(rest)
-        assert m, f"unparseable challenge {v!r}"
-        assert m.group(1) not in params, f"repeated parameter in {v!r}"
-        params[m.group(1)] = m.group(2)
-        rest = rest[m.end():]
-    return params
-
 
 def assert_nothing_upstream(e):
     time.sleep(0.03)  # a forward, were there one, would have started by now

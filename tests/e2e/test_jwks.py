@@ -36,7 +36,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from conftest import GATEHOUSE_BIN, Gateway, assert_problem, free_port, make_config, route_file, wait_until
+from conftest import (GATEHOUSE_BIN, Gateway, assert_problem, challenge, free_port, make_config, route_file,
+                      wait_until)
 from rawhttp import RawConn
 
 NAME = "corpsso"                      # the issuer's name in gatehouse.lua
@@ -408,22 +409,6 @@ def wait_keys(gw, upstream, token, path=PATH, timeout=6.0):
     upstream.wait_for(1)
     upstream.clear()
     return r
-
-
-_PARAM = re.compile(r'\s*([A-Za-z_]+)="((?:[^"\\]|\\.)*)"\s*(?:,|$)')
-
-
-def challenge(resp):
-    v = resp.header("WWW-Authenticate")
-    assert v is not None, f"no WWW-Authenticate on {resp!r}"
-    assert v[:7].lower() == "bearer ", f"not a Bearer challenge: {v!r}"
-    rest, params = v[7:], {}
-    while rest.strip():
-        m = _PARAM.match(rest)
-        assert m, f"unparseable challenge {v!r}"
-        params[m.group(1)] = m.group(2)
-        rest = rest[m.end():]
-    return params
 
 
 def nothing_upstream(upstream):
