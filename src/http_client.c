@@ -198,13 +198,19 @@ static gh_http_req_t *of(llhttp_t *p)
     return p->data;
 }
 
+/* Appends what fits of src to dst (cap bytes, one kept for a NUL). */
+static void append_capped(char *dst, size_t cap, size_t *len, const char *src, size_t n)
+{
+    size_t room = cap - 1 - *len;
+    if (n > room) n = room;
+    memcpy(dst + *len, src, n);
+    *len += n;
+}
+
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     gh_http_req_t *r = of(p);
-    size_t room = sizeof(r->field) - 1 - r->field_len;
-    size_t n = len < room ? len : room;
-    memcpy(r->field + r->field_len, at, n);
-    r->field_len += n;
+    append_capped(r->field, sizeof(r->field), &r->field_len, at, len);
     return 0;
 }
 
@@ -223,11 +229,8 @@ static int on_header_field_complete(llhttp_t *p)
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     gh_http_req_t *r = of(p);
-    if (!r->in_cache_control) return 0;
-    size_t room = sizeof(r->cache_control) - 1 - r->cc_len;
-    size_t n = len < room ? len : room;
-    memcpy(r->cache_control + r->cc_len, at, n);
-    r->cc_len += n;
+    if (r->in_cache_control)
+        append_capped(r->cache_control, sizeof(r->cache_control), &r->cc_len, at, len);
     return 0;
 }
 
