@@ -125,7 +125,10 @@ static gh_phase_rc accept_claims(gh_req_t *r, json_t *claims)
         gh_req_error(r, 503, "out of memory");
         return GH_PHASE_STOP;
     }
+    const gh_issuer_t *is = &r->cfg->issuers[r->route->issuer];
     r->claims = claims;
+    r->roles = &is->roles;
+    r->realm = is->realm;
     return GH_PHASE_NEXT;
 }
 

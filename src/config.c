@@ -582,12 +582,58 @@ static int issuer_keys(ctx_t *c, const gh_config_t *cfg, int idx, gh_issuer_t *i
 }
 
 /* Reads one issuer table (at the top of the stack). */
+/* One role path: "a.b" (split on dots) or { "a", "b.c" } (segments whole). */
+static int parse_role_path(ctx_t *c, gh_issuer_t *is, const char *const *keys)
+{
+    lua_State *L = c->L;
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        if (gh_role_paths_add_dotted(&is->roles, lua_tostring(L, -1)) == 0) return 0;
+    } else if (lua_istable(L, -1)) {
+        const char *seg[32];
+        size_t n = lua_objlen(L, -1);
+        bool ok = n > 0 && n <= 32;
+        for (size_t i = 0; ok && i < n; i++) {
+            lua_rawgeti(L, -1, (int)i + 1);
+            seg[i] = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+            ok = seg[i] != NULL;
+            lua_pop(L, 1); /* the string stays alive in the table */
+        }
+        if (ok && gh_role_paths_add(&is->roles, seg, n) == 0) return 0;
+    }
+    return fail(c, keys,
+                "each role path is \"a.b.c\" or a list of segments such as "
+                "{ \"resource_access\", \"orders.api\", \"roles\" }, with no empty segment");
+}
+
+/* roles = { "realm_access.roles", { "resource_access", "orders.api", "roles" } } */
+static int parse_roles(ctx_t *c, int idx, gh_issuer_t *is, const char *name)
+{
+    const char *keys[] = {"issuers", name, "roles", NULL};
+    lua_State *L = c->L;
+    lua_getfield(L, idx, "roles");
+    int t = lua_gettop(L), rc = 0;
+    if (lua_isnil(L, t)) {
+        rc = gh_role_paths_default(&is->roles);
+    } else if (!lua_istable(L, t)) {
+        rc = fail(c, keys, "'roles' must be a list of role paths");
+    } else {
+        size_t n = lua_objlen(L, t);
+        for (size_t i = 1; i <= n && !rc; i++) {
+            lua_rawgeti(L, t, (int)i);
+            rc = parse_role_path(c, is, keys);
+        }
+    }
+    lua_settop(L, t - 1);
+    return rc;
+}
+
 static int parse_issuer(ctx_t *c, const gh_config_t *cfg, const char *name, gh_issuer_t *is)
 {
     static const char *const allowed[] = {
         "issuer",    "audience",  "algorithms", "clock_skew", "required_claims",  "require_exp",
         "realm",     "max_token", "token",      "secret",     "secret_file",      "pem_file",
-        "jwks_file", "jwks_url",  "discovery",  "jwks",       "authorized_party", NULL};
+        "jwks_file", "jwks_url",  "discovery",  "jwks",       "authorized_party", "roles",
+        NULL};
     const char *keys[] = {"issuers", name, NULL};
     int top = lua_gettop(c->L);
     gh_issuer_init(is, name);
@@ -602,7 +648,8 @@ static int parse_issuer(ctx_t *c, const gh_config_t *cfg, const char *name, gh_i
         get_number(c, top, "clock_skew", 0, 3600, &skew, name) ||
         get_number(c, top, "max_token", 256, 65536, &max_token, name) ||
         get_bool(c, top, "require_exp", &is->require_exp, keys) ||
-        parse_token_sources(c, top, is, keys) || issuer_keys(c, cfg, top, is, keys))
+        parse_token_sources(c, top, is, keys) || parse_roles(c, top, is, name) ||
+        issuer_keys(c, cfg, top, is, keys))
         return -1;
     is->clock_skew = skew;
     is->max_token = (size_t)max_token;
@@ -698,6 +745,18 @@ static int parse_forward_claims(ctx_t *c, int idx, gh_route_t *r, const char *co
     return rc;
 }
 
+/* A field that, when present, must be a function. */
+static int get_function(ctx_t *c, int idx, const char *key, bool *present)
+{
+    lua_getfield(c->L, idx, key);
+    int t = lua_type(c->L, -1);
+    lua_pop(c->L, 1);
+    *present = t == LUA_TFUNCTION;
+    if (t == LUA_TNIL || t == LUA_TFUNCTION) return 0;
+    return fail(c, (const char *const[]){key, NULL}, "'%s' must be a function(%s, claims)", key,
+                strcmp(key, "policy") == 0 ? "req" : "res");
+}
+
 /* auth = "issuer", relay_token, forward_claims. */
 static int parse_route_auth(ctx_t *c, const gh_config_t *cfg, int idx, gh_route_t *r)
 {
@@ -728,8 +787,8 @@ static int parse_route_auth(ctx_t *c, const gh_config_t *cfg, int idx, gh_route_
 static int parse_route(ctx_t *c, const gh_config_t *cfg, gh_route_t *r)
 {
     static const char *const allowed[] = {
-        "name",          "match", "upstream",    "strip",          "websocket",
-        "preserve_host", "auth",  "relay_token", "forward_claims", NULL};
+        "name", "match",       "upstream",       "strip",  "websocket",   "preserve_host",
+        "auth", "relay_token", "forward_claims", "policy", "on_response", NULL};
     static const char *const match_allowed[] = {"host", "path", "methods", NULL};
     lua_State *L = c->L;
     int top = lua_gettop(L);
@@ -743,7 +802,9 @@ static int parse_route(ctx_t *c, const gh_config_t *cfg, gh_route_t *r)
     lua_getfield(L, top, "preserve_host");
     if (!lua_isnil(L, -1)) r->preserve_host = lua_toboolean(L, -1);
     lua_pop(L, 1);
-    if (parse_route_auth(c, cfg, top, r)) goto fail;
+    if (parse_route_auth(c, cfg, top, r) || get_function(c, top, "policy", &r->policy) ||
+        get_function(c, top, "on_response", &r->on_response))
+        goto fail;
     lua_getfield(L, top, "websocket");
     int ws = lua_toboolean(L, -1);
     lua_pop(L, 1);
@@ -850,8 +911,7 @@ static int load_route_file(ctx_t *c, const gh_config_t *cfg, route_vec_t *rv, co
     fc.file = file;
     fc.src = read_file(file);
     int rc = 0;
-    if (luaL_loadfile(L, file) != 0 || lua_pcall(L, 0, 1, 0) != 0) {
-        snprintf(c->err, c->errlen, "%s", lua_tostring(L, -1));
+    if (gh_lua_run_route_file(L, &cfg->lua, file, c->err, c->errlen) != 0) {
         rc = -1;
     } else if (lua_istable(L, -1) && lua_objlen(L, -1) > 0) {
         size_t n = lua_objlen(L, -1);
@@ -886,15 +946,22 @@ static int load_routes(ctx_t *c, gh_config_t *cfg, const char *dir_rel)
         const char *keys[] = {"routes", NULL};
         return fail(c, keys, "routes directory '%s': %s", dir, strerror(errno));
     }
+    /* Route files run in the sandbox the workers' VMs use. */
+    ctx_t rc_ctx = *c;
+    rc_ctx.L = gh_lua_state_new(&cfg->lua, dir, c->err, c->errlen);
+    cfg->routes_dir = strdup(dir);
+    cfg->route_files = calloc((size_t)n + 1, sizeof(char *));
     route_vec_t rv = {0};
-    int rc = 0;
+    int rc = rc_ctx.L ? 0 : -1;
     for (int i = 0; i < n; i++) {
         char file[4352];
         snprintf(file, sizeof(file), "%s/%s", dir, names[i]->d_name);
-        if (!rc) rc = load_route_file(c, cfg, &rv, file);
+        cfg->route_files[cfg->nroute_files++] = strdup(file);
+        if (!rc) rc = load_route_file(&rc_ctx, cfg, &rv, file);
         free(names[i]);
     }
     free(names);
+    if (rc_ctx.L) lua_close(rc_ctx.L);
     if (rc) {
         for (size_t i = 0; i < rv.n; i++) gh_route_clear(&rv.v[i]);
         free(rv.v);
@@ -904,34 +971,25 @@ static int load_routes(ctx_t *c, gh_config_t *cfg, const char *dir_rel)
     return cfg->router ? 0 : -1;
 }
 
-/* A Lua state for reading configuration: no io, no native modules, and
- * `require "gatehouse"` finding lua/gatehouse/. */
-static lua_State *config_state(void)
+/* lua = { budget = 0.05, jit = false, unsafe = false } */
+static int parse_lua(ctx_t *c, int idx, gh_config_t *cfg)
 {
-    lua_State *L = luaL_newstate();
-    if (!L) return NULL;
-    static const luaL_Reg libs[] = {{"", luaopen_base},       {"package", luaopen_package},
-                                    {"table", luaopen_table}, {"string", luaopen_string},
-                                    {"math", luaopen_math},   {"os", luaopen_os},
-                                    {"debug", luaopen_debug}, {NULL, NULL}};
-    for (const luaL_Reg *l = libs; l->func; l++) {
-        lua_pushcfunction(L, l->func);
-        lua_pushstring(L, l->name);
-        lua_call(L, 1, 0);
-    }
-    const char *dir = getenv("GATEHOUSE_LUA_DIR");
-    if (!dir) dir = GH_LUA_DIR;
-    lua_getglobal(L, "package");
-    lua_pushfstring(L, "%s/?.lua;%s/?/init.lua", dir, dir);
-    lua_setfield(L, -2, "path");
-    lua_pushstring(L, "");
-    lua_setfield(L, -2, "cpath");
-    lua_pop(L, 1);
-    /* Only the harmless part of os: a config may read the environment. */
-    (void)luaL_dostring(L, "local g, t, c, d = os.getenv, os.time, os.clock, os.date "
-                           "os = { getenv = g, time = t, clock = c, date = d } "
-                           "dofile, loadfile, require_native = nil, nil, nil");
-    return L;
+    static const char *const allowed[] = {"budget", "jit", "unsafe", NULL};
+    const char *keys[] = {"lua", NULL};
+    lua_State *L = c->L;
+    cfg->lua.budget = 0.05;
+    lua_getfield(L, idx, "lua");
+    int t = lua_gettop(L), rc = 0;
+    if (!lua_isnil(L, t) && !lua_istable(L, t))
+        rc = fail(c, keys, "'lua' must be a table such as { budget = 0.05 }");
+    else if (lua_istable(L, t))
+        rc = check_keys(c, t, allowed, keys) ||
+             get_number(c, t, "budget", 0, 60, &cfg->lua.budget, "lua") ||
+             get_bool(c, t, "jit", &cfg->lua.jit, (const char *const[]){"lua", "jit", NULL}) ||
+             get_bool(c, t, "unsafe", &cfg->lua.unsafe,
+                      (const char *const[]){"lua", "unsafe", NULL});
+    lua_settop(L, t - 1);
+    return rc ? -1 : 0;
 }
 
 static int parse_token_cache(ctx_t *c, int idx, gh_config_t *cfg)
@@ -946,7 +1004,7 @@ static int parse_top(ctx_t *c, gh_config_t *cfg)
 {
     static const char *const allowed[] = {"listen", "workers",   "access_log", "trusted_proxies",
                                           "limits", "upstreams", "issuers",    "token_cache",
-                                          "routes", NULL};
+                                          "routes", "lua",       NULL};
     lua_State *L = c->L;
     const char *top_keys[] = {NULL};
     if (!lua_istable(L, 1)) return fail(c, top_keys, "the config file must return a table");
@@ -955,7 +1013,7 @@ static int parse_top(ctx_t *c, gh_config_t *cfg)
     int rc = check_keys(c, 1, allowed, top_keys) || parse_listen(c, 1, cfg) ||
              parse_workers(c, 1, cfg) || parse_trusted(c, 1, cfg) ||
              parse_limits(c, 1, &cfg->limits) || parse_upstreams(c, 1, cfg) ||
-             parse_issuers(c, 1, cfg) || parse_token_cache(c, 1, cfg) ||
+             parse_issuers(c, 1, cfg) || parse_token_cache(c, 1, cfg) || parse_lua(c, 1, cfg) ||
              get_string(c, 1, "access_log", &cfg->access_log, akeys) ||
              get_string(c, 1, "routes", &routes, rkeys);
     if (!rc) {
@@ -971,11 +1029,13 @@ gh_config_t *gh_config_load(const char *path, char *err, size_t errlen)
 {
     gh_config_t *cfg = calloc(1, sizeof(*cfg));
     ctx_t c = {.file = path, .err = err, .errlen = errlen};
-    c.L = config_state();
+    c.L = gh_lua_state_new(&(gh_lua_conf_t){0}, NULL, err, errlen);
     cfg->path = strdup(path);
     c.src = read_file(path);
     int rc = -1;
-    if (!c.L || !c.src) {
+    if (!c.L) {
+        /* err says why */
+    } else if (!c.src) {
         snprintf(err, errlen, "%s:0: cannot read: %s", path, strerror(errno));
     } else if (luaL_loadbuffer(c.L, c.src, strlen(c.src), lua_pushfstring(c.L, "@%s", path)) ||
                lua_pcall(c.L, 0, 1, 0)) {
@@ -1011,6 +1071,9 @@ void gh_config_free(gh_config_t *cfg)
     free(cfg->trusted);
     free(cfg->access_log);
     gh_router_free(cfg->router);
+    for (size_t i = 0; i < cfg->nroute_files; i++) free(cfg->route_files[i]);
+    free(cfg->route_files);
+    free(cfg->routes_dir);
     free(cfg->path);
     free(cfg);
 }

@@ -10,6 +10,7 @@
 
 #include "headers.h"
 #include "issuer.h"
+#include "lua_vm.h"
 #include "router.h"
 
 typedef struct {
@@ -53,6 +54,10 @@ typedef struct gh_config_s {
     size_t nissuers;
     size_t token_cache; /* verified tokens cached per worker; 0: off */
     gh_router_t *router;
+    gh_lua_conf_t lua;
+    char *routes_dir;    /* where the route files are */
+    char **route_files;  /* in the order they were loaded (each worker's VM */
+    size_t nroute_files; /* loads them again in this order) */
 } gh_config_t;
 
 /* Loads and validates the whole configuration. Returns a snapshot, or NULL

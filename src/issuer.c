@@ -202,6 +202,7 @@ int gh_issuer_finish(gh_issuer_t *is, char *err, size_t errlen)
 
 void gh_issuer_free(gh_issuer_t *is)
 {
+    gh_role_paths_free(&is->roles);
     for (size_t i = 0; i < is->naud; i++) free(is->audiences[i]);
     for (size_t i = 0; i < is->nrequired; i++) free(is->required[i]);
     for (size_t i = 0; i < is->nazp; i++) free(is->azps[i]);

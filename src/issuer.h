@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "claims.h"
 #include "jwk.h"
 #include "jwt.h"
 #include "keysource.h"
@@ -35,6 +36,7 @@ typedef struct {
     gh_keysource_conf_t remote_conf;
     gh_keysource_t *src;    /* built by gh_issuer_finish */
     gh_jwt_policy_t policy; /* points into the fields above */
+    gh_role_paths_t roles;  /* where policies find roles (claims:has_role) */
 } gh_issuer_t;
 
 /* Fills defaults: Authorization header, 8 KiB tokens, exp required. */

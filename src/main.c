@@ -13,6 +13,7 @@
 #include "config.h"
 #include "keysource.h"
 #include "log.h"
+#include "lua_test.h"
 #include "worker.h"
 
 typedef struct {
@@ -23,6 +24,7 @@ typedef struct {
 static void usage(FILE *out)
 {
     fprintf(out, "usage: gatehouse -c FILE [-t]\n"
+                 "       gatehouse test DIR  run the policy tests (*_test.lua) under DIR\n"
                  "  -c, --config FILE  configuration file (gatehouse.lua)\n"
                  "  -t, --test         check the configuration and exit (0 valid, 1 invalid)\n"
                  "  -v, --version      print the version\n"
@@ -245,6 +247,7 @@ static int serve(const gh_config_t *cfg)
 int main(int argc, char **argv)
 {
     options_t o = {0};
+    if (argc == 3 && strcmp(argv[1], "test") == 0) return gh_lua_test_main(argv[2]);
     int rc = parse_args(argc, argv, &o);
     if (rc >= 0) return rc;
     char err[1024];

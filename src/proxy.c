@@ -7,6 +7,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "lua_policy.h"
 #include "upstream.h"
 #include "worker.h"
 
@@ -30,6 +31,7 @@ struct gh_proxy_s {
     bool resp_complete, trailing_garbage;
     bool in_field, in_value;
     const char *fail; /* set by a response callback that refuses it */
+    int fail_status;  /* and the status to answer (502 unless set) */
     gh_buf_t *cur;    /* the upstream read buffer being parsed */
     gh_head_t rh;     /* status reason at data[0..reason_len), then headers */
     uint32_t reason_len;
@@ -61,7 +63,7 @@ static void fail(gh_proxy_t *p, int status, const char *detail)
 static bool connect_upstream(gh_proxy_t *p, bool fresh)
 {
     gh_req_t *r = p->r;
-    gh_upconn_t *u = gh_upstream_lease(r->w, r->route->upstream, fresh, p, on_ready);
+    gh_upconn_t *u = gh_upstream_lease(r->w, r->upstream, fresh, p, on_ready);
     if (!u) {
         fail(p, 502, "cannot open a connection to the upstream");
         return false;
@@ -138,15 +140,6 @@ static bool forwarding_header(const char *n, size_t len)
     return gh_hdr_eq(n, len, "forwarded") || (len > 12 && strncasecmp(n, "x-forwarded-", 12) == 0);
 }
 
-/* True when name is one the route sets from claims: a client's own copy
- * is dropped so it cannot forge identity. */
-static bool claim_header(const gh_route_t *rt, const char *name, size_t len)
-{
-    for (size_t i = 0; i < rt->nclaim_headers; i++)
-        if (gh_hdr_eq(name, len, rt->claim_headers[2 * i])) return true;
-    return false;
-}
-
 /* Appends one claim value: strings as they are, numbers and booleans
  * spelled out; anything a header cannot carry is skipped. */
 static void put_claim_value(wbuf_t *w, json_t *v)
@@ -196,7 +189,7 @@ static void put_client_headers(wbuf_t *w, const gh_req_t *r)
             gh_hdr_eq(n, nl, "host") || gh_hdr_eq(n, nl, "content-length") ||
             gh_hdr_eq(n, nl, "expect") || gh_hdr_eq(n, nl, "x-request-id") ||
             (!r->route->relay_token && gh_hdr_eq(n, nl, "authorization")) ||
-            claim_header(r->route, n, nl))
+            gh_route_sets_claim_header(r->route, n, nl) || gh_hedit_find(r->lua.req_edits, n, nl))
             continue;
         if (forwarding_header(n, nl) && (!r->trusted_peer || gh_hdr_eq(n, nl, "x-forwarded-for") ||
                                          gh_hdr_eq(n, nl, "x-forwarded-prefix")))
@@ -206,6 +199,26 @@ static void put_client_headers(wbuf_t *w, const gh_req_t *r)
         put(w, gh_hdr_value(&r->head, x), x->value_len);
         put(w, "\r\n", 2);
     }
+}
+
+/* Headers a policy set: those the route sets from claims are not its to
+ * change (removals have nothing to write). */
+static void put_edits(wbuf_t *w, const gh_route_t *rt, const gh_hedit_t *e)
+{
+    for (; e; e = e->next) {
+        if (!e->value || (rt && gh_route_sets_claim_header(rt, e->name, e->name_len))) continue;
+        put(w, e->name, e->name_len);
+        put(w, ": ", 2);
+        put(w, e->value, e->value_len);
+        put(w, "\r\n", 2);
+    }
+}
+
+static size_t edits_size(const gh_hedit_t *e)
+{
+    size_t n = 0;
+    for (; e; e = e->next) n += e->name_len + e->value_len + 4;
+    return n;
 }
 
 /* Value of a trusted peer's header, or NULL. */
@@ -244,30 +257,28 @@ static void put_forwarded(wbuf_t *w, const gh_req_t *r)
     }
 }
 
-/* The path the upstream sees: normalised, minus the route's strip prefix. */
-static void put_target(wbuf_t *w, const gh_req_t *r)
+/* The path the upstream sees (gh_req_upstream_path) and the query: the
+ * client's, or a policy's. */
+static void put_target(wbuf_t *w, gh_req_t *r)
 {
-    const char *path = r->path;
-    size_t len = r->path_len;
-    const char *strip = r->route->strip;
-    if (strip) {
-        size_t sl = strlen(strip);
-        if (sl <= len && memcmp(path, strip, sl) == 0) path += sl, len -= sl;
-        if (len == 0 || path[0] != '/') put(w, "/", 1);
-    }
+    size_t len = 0;
+    const char *path = gh_req_upstream_path(r, &len);
+    if (!path) w->overflow = true;
     put(w, path, len);
-    if (r->query) {
+    const char *q = r->lua.query_set ? r->lua.query : r->query;
+    if (q) {
         put(w, "?", 1);
-        put(w, r->query, r->query_len);
+        put(w, q, r->lua.query_set ? r->lua.query_len : r->query_len);
     }
 }
 
 /* Builds the request head for the upstream. Returns NULL on overflow/OOM. */
-static gh_buf_t *build_head(const gh_req_t *r, const gh_target_conf_t *t, size_t *len)
+static gh_buf_t *build_head(gh_req_t *r, const gh_target_conf_t *t, size_t *len)
 {
     /* claims come from a token, so max_token bounds what they can add */
     size_t claims = r->route->nclaim_headers ? r->cfg->issuers[r->route->issuer].max_token : 0;
-    gh_buf_t *b = gh_buf_new(2 * (size_t)r->head.len + r->path_len + claims + 2048);
+    size_t extra = edits_size(r->lua.req_edits) + r->lua.path_len + r->lua.query_len;
+    gh_buf_t *b = gh_buf_new(2 * (size_t)r->head.len + r->path_len + claims + extra + 2048);
     if (!b) return NULL;
     wbuf_t w = {b->data, 0, b->cap, false};
     put_s(&w, llhttp_method_name((llhttp_method_t)r->method));
@@ -279,6 +290,7 @@ static gh_buf_t *build_head(const gh_req_t *r, const gh_target_conf_t *t, size_t
     else
         put_hdr(&w, "Host", t->text, strlen(t->text));
     put_client_headers(&w, r);
+    put_edits(&w, r->route, r->lua.req_edits);
     put_claim_headers(&w, r);
     put_forwarded(&w, r);
     put_hdr(&w, "X-Request-Id", r->id, strlen(r->id));
@@ -471,7 +483,8 @@ static int on_value_done(llhttp_t *parser)
 }
 
 /* Copies the upstream's end-to-end response headers. */
-static void put_upstream_headers(wbuf_t *w, const gh_head_t *h, bool drop_length)
+static void put_upstream_headers(wbuf_t *w, const gh_head_t *h, const gh_hedit_t *edits,
+                                 bool drop_length)
 {
     gh_conn_tokens_t tokens = {0};
     for (uint32_t i = 0; i < h->n; i++)
@@ -481,7 +494,7 @@ static void put_upstream_headers(wbuf_t *w, const gh_head_t *h, bool drop_length
         const gh_hdr_t *x = &h->hdrs[i];
         const char *n = gh_hdr_name(h, x);
         if (gh_hdr_is_hop_by_hop(n, x->name_len) || gh_conn_tokens_has(&tokens, n, x->name_len) ||
-            gh_hdr_eq(n, x->name_len, "x-request-id") ||
+            gh_hdr_eq(n, x->name_len, "x-request-id") || gh_hedit_find(edits, n, x->name_len) ||
             (drop_length && gh_hdr_eq(n, x->name_len, "content-length")))
             continue;
         put(w, n, x->name_len);
@@ -508,7 +521,11 @@ static int send_response_head(gh_proxy_t *p, llhttp_t *parser)
         else
             r->close_after = true; /* HTTP/1.0: the close delimits the body */
     }
-    gh_buf_t *b = gh_buf_new(p->rh.len + p->rh.n * 4 + 512);
+    if (gh_policy_on_response(r, &p->rh, status)) {
+        p->fail_status = 500;
+        return resp_refuse(p, "the route's on_response failed");
+    }
+    gh_buf_t *b = gh_buf_new(p->rh.len + p->rh.n * 4 + edits_size(r->lua.resp_edits) + 512);
     if (!b) return resp_refuse(p, "out of memory");
     wbuf_t w = {b->data, 0, b->cap, false};
     char line[48];
@@ -516,7 +533,8 @@ static int send_response_head(gh_proxy_t *p, llhttp_t *parser)
     put_s(&w, line);
     put(&w, p->rh.data, p->reason_len);
     put(&w, "\r\n", 2);
-    put_upstream_headers(&w, &p->rh, up_chunked || status == 204);
+    put_upstream_headers(&w, &p->rh, r->lua.resp_edits, up_chunked || status == 204);
+    put_edits(&w, NULL, r->lua.resp_edits);
     put_hdr(&w, "X-Request-Id", r->id, strlen(r->id));
     if (p->chunk_out) put_s(&w, "Transfer-Encoding: chunked\r\n");
     if (r->close_after || !r->keep_alive || r->w->draining)
@@ -656,7 +674,8 @@ static void up_read(gh_stream_t *s, ssize_t nread, gh_buf_t *buf)
         if (pos != buf->data + nread) p->trailing_garbage = true;
     } else if (e != HPE_OK) {
         gh_stream_uncork(&r->conn->s);
-        fail(p, 502, p->fail ? p->fail : "invalid response from the upstream");
+        fail(p, p->fail_status ? p->fail_status : 502,
+             p->fail ? p->fail : "invalid response from the upstream");
         return;
     }
     if (p->resp_complete) end_body(p);

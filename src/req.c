@@ -8,6 +8,7 @@
 #include "auth.h"
 #include "conn.h"
 #include "log.h"
+#include "lua_policy.h"
 #include "path.h"
 #include "proxy.h"
 #include "worker.h"
@@ -80,6 +81,24 @@ const char *gh_status_text(int status)
         return "Continue";
     case 200:
         return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 303:
+        return "See Other";
+    case 304:
+        return "Not Modified";
+    case 307:
+        return "Temporary Redirect";
+    case 308:
+        return "Permanent Redirect";
     case 400:
         return "Bad Request";
     case 401:
@@ -96,8 +115,16 @@ const char *gh_status_text(int status)
         return "Content Too Large";
     case 414:
         return "URI Too Long";
+    case 409:
+        return "Conflict";
+    case 410:
+        return "Gone";
     case 417:
         return "Expectation Failed";
+    case 422:
+        return "Unprocessable Content";
+    case 429:
+        return "Too Many Requests";
     case 431:
         return "Request Header Fields Too Large";
     case 500:
@@ -212,6 +239,7 @@ int gh_req_head_complete(gh_req_t *r, const char **detail)
         gh_worker_request_id(r->w, r->id);
     }
     r->trusted_peer = r->conn->trusted;
+    r->client_ip = r->conn->peer_ip;
     return 0;
 }
 
@@ -220,7 +248,10 @@ static gh_phase_rc phase_route(gh_req_t *r)
 {
     r->route =
         gh_router_match(r->cfg->router, r->host, r->host_len, r->method, r->path, r->path_len);
-    if (r->route) return GH_PHASE_NEXT;
+    if (r->route) {
+        r->upstream = r->route->upstream;
+        return GH_PHASE_NEXT;
+    }
     gh_req_error(r, 404, "no route matches this request");
     return GH_PHASE_STOP;
 }
@@ -229,6 +260,7 @@ typedef gh_phase_rc (*phase_fn)(gh_req_t *r);
 static const phase_fn phases[GH_PHASE_END] = {
     [GH_PHASE_ROUTE] = phase_route,
     [GH_PHASE_AUTH] = gh_auth_phase,
+    [GH_PHASE_POLICY] = gh_policy_phase,
     [GH_PHASE_PROXY] = gh_proxy_start,
 };
 
@@ -305,6 +337,55 @@ void gh_req_error_with(gh_req_t *r, int status, const char *detail, const char *
     gh_stream_write(&r->conn->s, NULL, 0, b, b->data, (size_t)n, NULL, 0);
     gh_buf_unref(b);
     gh_req_response_done(r);
+}
+
+void gh_req_respond(gh_req_t *r, int status, const char *headers, const char *body, size_t blen)
+{
+    if (r->has_body && !r->body_done) r->close_after = true;
+    gh_buf_t *b = gh_buf_new(strlen(headers) + blen + 512);
+    if (!b) {
+        gh_conn_close(r->conn, false);
+        return;
+    }
+    int n = snprintf(b->data, b->cap,
+                     "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\nX-Request-Id: %s\r\n%s%s\r\n",
+                     status, gh_status_text(status), blen, r->id, headers,
+                     closing(r) ? "Connection: close\r\n" : "");
+    if (r->method != HTTP_HEAD && blen) {
+        memcpy(b->data + n, body, blen);
+        n += (int)blen;
+    }
+    r->status = status;
+    r->resp_head = true;
+    r->bytes_out += (uint64_t)n;
+    gh_stream_write(&r->conn->s, NULL, 0, b, b->data, (size_t)n, NULL, 0);
+    gh_buf_unref(b);
+    gh_req_response_done(r);
+}
+
+const char *gh_req_upstream_path(gh_req_t *r, size_t *len)
+{
+    if (r->lua.path) {
+        *len = r->lua.path_len;
+        return r->lua.path;
+    }
+    const char *path = r->path, *strip = r->route ? r->route->strip : NULL;
+    size_t n = r->path_len;
+    if (!path) return *len = 0, NULL;
+    if (strip) {
+        size_t sl = strlen(strip);
+        if (sl <= n && memcmp(path, strip, sl) == 0) path += sl, n -= sl;
+        if (n == 0 || path[0] != '/') {
+            char *p = gh_arena_alloc(r->arena, n + 2);
+            if (!p) return NULL;
+            p[0] = '/';
+            memcpy(p + 1, path, n);
+            p[n + 1] = '\0';
+            path = p, n++;
+        }
+    }
+    *len = n;
+    return path;
 }
 
 void gh_req_response_done(gh_req_t *r)

@@ -8,7 +8,9 @@
 
 #include "arena.h"
 #include "config.h"
+#include "claims.h"
 #include "headers.h"
+#include "hedit.h"
 #include "list.h"
 
 #include <jansson.h>
@@ -17,9 +19,14 @@ typedef struct gh_conn_s gh_conn_t;
 typedef struct gh_worker_s gh_worker_t;
 typedef struct gh_proxy_s gh_proxy_t;
 
-/* Phases run in this order; the policy phase (Lua) slots in between auth
- * and proxy with its issue. */
-typedef enum { GH_PHASE_ROUTE, GH_PHASE_AUTH, GH_PHASE_PROXY, GH_PHASE_END } gh_phase_t;
+/* Phases run in this order. */
+typedef enum {
+    GH_PHASE_ROUTE,
+    GH_PHASE_AUTH,
+    GH_PHASE_POLICY,
+    GH_PHASE_PROXY,
+    GH_PHASE_END
+} gh_phase_t;
 
 /* What a phase returns: go on to the next phase, wait for an async event
  * (which re-enters gh_req_run at the same phase), or stop (the phase has
@@ -32,12 +39,32 @@ typedef struct {
 } gh_hdr_t;
 
 /* A growable, bounded buffer holding a message head's bytes. */
-typedef struct {
+typedef struct gh_head_s {
     char *data;
     uint32_t len, cap;
     gh_hdr_t *hdrs;
     uint32_t n, hcap;
 } gh_head_t;
+
+typedef struct gh_lua_wait_s gh_lua_wait_t;
+
+/* What the route's Lua code did to a request (lua_policy.c, lua_ffi.c). */
+typedef struct {
+    int state;              /* registry refs: the request's Lua state table, */
+    int co;                 /* its policy coroutine (LUA_NOREF: none) */
+    uint64_t used_ns;       /* Lua run time so far, against lua.budget */
+    gh_lua_wait_t *wait;    /* the pending wait (gh.sleep), or NULL */
+    gh_hedit_t *req_edits;  /* header edits to the upstream request */
+    gh_hedit_t *resp_edits; /* and to the response (on_response) */
+    const char *path;       /* set_path: the path sent upstream, or NULL */
+    size_t path_len;
+    const char *query; /* set_query: the query sent upstream, */
+    size_t query_len;  /* when query_set ("" drops it) */
+    bool query_set;
+    const char *upstream;  /* gh.upstream's name (test requests have no config) */
+    const gh_head_t *resp; /* the response head on_response sees */
+    int resp_status;
+} gh_req_lua_t;
 
 typedef struct gh_req_s {
     gh_arena_t *arena;
@@ -74,7 +101,12 @@ typedef struct gh_req_s {
 
     uint64_t bytes_in, body_in, bytes_out;
     int status;
-    json_t *claims;      /* verified token claims (auth phase), or NULL */
+    json_t *claims;               /* verified token claims (auth phase), or NULL */
+    const gh_role_paths_t *roles; /* where the issuer keeps roles */
+    const char *realm;            /* the issuer's, for a policy's 401 */
+    const char *client_ip;
+    int upstream; /* index into cfg->upstreams: the route's, or a policy's */
+    gh_req_lua_t lua;
     gh_link_t parked;    /* on the worker's list while waiting for a key fetch */
     uint64_t park_seq;   /* the key source's fetch count when it parked */
     uint64_t park_until; /* loop time (ms) when it stops waiting */
@@ -110,6 +142,14 @@ void gh_req_error(gh_req_t *r, int status, const char *detail);
 /* The same, with extra header lines ("Name: value\r\n"...) such as a
  * WWW-Authenticate challenge. */
 void gh_req_error_with(gh_req_t *r, int status, const char *detail, const char *headers);
+
+/* Answers with a response a policy made: status, extra header lines
+ * ("Name: value\r\n"...) and a body (NULL: none). */
+void gh_req_respond(gh_req_t *r, int status, const char *headers, const char *body, size_t blen);
+
+/* The path the upstream is sent: a policy's set_path, else the normalised
+ * path minus the route's strip prefix. NULL only on OOM. */
+const char *gh_req_upstream_path(gh_req_t *r, size_t *len);
 
 /* The response is fully queued: finish when the request body is too. */
 void gh_req_response_done(gh_req_t *r);

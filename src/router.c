@@ -10,6 +10,7 @@
 
 #include <llhttp.h>
 
+#include "headers.h"
 #include "path.h"
 
 enum seg_kind { SEG_LITERAL, SEG_STAR, SEG_GLOBSTAR };
@@ -465,4 +466,11 @@ size_t gh_router_count(const gh_router_t *r)
 const gh_route_t *gh_router_at(const gh_router_t *r, size_t i)
 {
     return r && i < r->n ? &r->e[i].route : NULL;
+}
+
+bool gh_route_sets_claim_header(const gh_route_t *rt, const char *name, size_t len)
+{
+    for (size_t i = 0; i < rt->nclaim_headers; i++)
+        if (gh_hdr_eq(name, len, rt->claim_headers[2 * i])) return true;
+    return false;
 }

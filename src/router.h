@@ -20,6 +20,8 @@ typedef struct gh_route_s {
     bool relay_token;      /* forward the client's credentials (default) */
     char **claim_headers;  /* pairs: header name, claim name; forwarded from the */
     size_t nclaim_headers; /* verified claims, incoming headers of those names dropped */
+    bool policy;           /* it has a policy function (kept by each worker's VM) */
+    bool on_response;      /* and an on_response function */
     char *file;            /* where it was defined, for errors */
     int line;
     /* filled by gh_router_new */
@@ -65,6 +67,10 @@ void gh_route_clear(gh_route_t *r);
  * config order. */
 const gh_route_t *gh_router_match(const gh_router_t *r, const char *host, size_t host_len,
                                   int method, const char *path, size_t path_len);
+
+/* True when name is a header the route sets from claims (forward_claims):
+ * a client's own copy is dropped so it cannot forge identity. */
+bool gh_route_sets_claim_header(const gh_route_t *rt, const char *name, size_t len);
 
 /* Routes in match order (most specific first); gh_router_at returns NULL
  * past the end. */

@@ -1,5 +1,7 @@
 #include "worker.h"
 
+#include "lua_vm.h"
+
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -49,6 +51,12 @@ int gh_worker_bind(gh_worker_t *w, char *err, size_t errlen)
         w->listen_fds[i] = listen_socket(&cfg->listen[i], err, errlen);
         if (w->listen_fds[i] < 0) return -1;
     }
+    bool lua = false;
+    for (size_t i = 0; i < gh_router_count(cfg->router); i++) {
+        const gh_route_t *rt = gh_router_at(cfg->router, i);
+        lua = lua || rt->policy || rt->on_response;
+    }
+    if (lua && !(w->lua = gh_lua_vm_new(cfg, err, errlen))) return -1;
     return 0;
 }
 
@@ -226,6 +234,8 @@ void gh_worker_join(gh_worker_t *w)
     gh_upstream_pools_free(w);
     gh_access_log_close(w->alog);
     gh_token_cache_free(w->tokens);
+    gh_lua_vm_free(w->lua);
+    w->lua = NULL;
     gh_buf_pool_free(w->pool);
     free(w->listeners);
     for (size_t i = 0; w->listen_fds && i < w->nlisteners; i++)

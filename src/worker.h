@@ -26,6 +26,7 @@ typedef struct gh_worker_s {
     gh_access_log_t *alog;
     gh_upstream_pool_t *upstreams;   /* one per cfg->upstreams entry */
     struct gh_token_cache_s *tokens; /* verified tokens */
+    struct gh_lua_vm_s *lua;         /* route policies; NULL when no route has Lua code */
     uv_async_t wakeup;               /* main thread -> worker: drain or stop */
     uv_mutex_t wakeup_lock;          /* guards wakeup against its closing */
     int wakeup_closed;
@@ -45,8 +46,8 @@ typedef struct gh_worker_s {
     int keys_event;   /* set by the main thread: a key fetch ended */
 } gh_worker_t;
 
-/* Creates the listening sockets for cfg (SO_REUSEPORT, one set per worker).
- * Returns 0, or -1 with a message in err. */
+/* Creates the listening sockets for cfg (SO_REUSEPORT, one set per worker)
+ * and the worker's Lua VM. Returns 0, or -1 with a message in err. */
 int gh_worker_bind(gh_worker_t *w, char *err, size_t errlen);
 
 /* Starts the worker thread. Returns 0 or a libuv error. */

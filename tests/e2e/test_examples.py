@@ -51,13 +51,49 @@ def test_quickstart_serves_its_routes(gateway, upstream, tmp_path):
         assert c.read_response().status == 200
         c.request("GET", "/public/logo.png")
         assert c.read_response().status == 200
-        c.request("DELETE", "/api/orders/42")  # the orders route allows GET and POST only
+        c.request("PUT", "/api/orders/42")  # the orders route allows GET, POST and DELETE only
         assert_problem(c.read_response(), 404)
     reqs = upstream.wait_for(2)
     assert reqs[0].target == "/orders/42?x=1"
     assert reqs[0].header("X-Forwarded-Prefix") == "/api"
     assert reqs[0].header("Authorization") == f"Bearer {token}"  # relayed unchanged
     assert reqs[0].header_all("X-User-Id") == ["alice"]  # from sub; the client's dropped
+    assert reqs[0].header("X-Roles") == "USER"  # the demo policy's header
     assert reqs[1].target == "/public/logo.png"
     assert reqs[1].header("X-Forwarded-Prefix") is None
     assert len(upstream.requests) == 2
+
+
+def test_quickstart_policy_checks_roles(gateway, upstream):
+    """routes/demo.lua: USER reads, only ADMIN deletes, Server is stripped."""
+    text = quickstart_text("@PORT@", upstream.addr)
+    keys = os.path.abspath(os.path.join(ROOT, "examples", "quickstart", "keys"))
+    gw = gateway(config_text=text.replace('"keys/', f'"{keys}/'))
+    user = mint("--sub", "alice", "--roles", "USER")
+    admin = mint("--sub", "root", "--roles", "ADMIN,USER")
+    nobody = mint("--sub", "eve", "--roles", "")
+    upstream.set_response("/orders/1", 200, [("Server", "Apache-Coyote/1.1")], b"ok")
+    with gw.connect() as c:
+        c.request("DELETE", "/api/orders/1", headers=[("Authorization", f"Bearer {user}")])
+        r = c.read_response()
+        assert_problem(r, 403)
+        assert b"ADMIN role required" in r.body
+        c.request("GET", "/api/orders/1", headers=[("Authorization", f"Bearer {nobody}")])
+        assert_problem(c.read_response(), 403)
+        assert upstream.requests == []  # denied requests reach nothing
+        c.request("DELETE", "/api/orders/1", headers=[("Authorization", f"Bearer {admin}")])
+        r = c.read_response()
+        assert r.status == 200
+        assert r.header("X-Content-Type-Options") == "nosniff"
+        assert r.header("Server") is None
+    reqs = upstream.wait_for(1)
+    assert reqs[0].method == "DELETE"
+    assert reqs[0].header("X-Roles") == "ADMIN,USER"
+
+
+def test_quickstart_policy_tests_pass():
+    """`gatehouse test routes` runs routes/demo_test.lua, as the README says."""
+    out = subprocess.run([GATEHOUSE_BIN, "test", os.path.join(ROOT, "routes")],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "0 failed" in out.stdout

@@ -1,0 +1,438 @@
+-- The policy runtime: request, claims and response objects over the C side
+-- (lua_ffi.c's gh_ffi_* functions through LuaJIT's FFI), and the entry points
+-- lua_policy.c calls. Not part of the user API.
+local ffi = require "ffi"
+local core = require "gatehouse.core"
+
+ffi.cdef [[
+typedef struct gh_req_s gh_req_t;
+]]
+
+-- Name -> C signature; core.fns holds each function's address.
+local sigs = {
+  req_str = "int (*)(gh_req_t *, int, const char **, size_t *)",
+  header_get = "int (*)(gh_req_t *, int, const char *, size_t, const char **, size_t *)",
+  header_set = "int (*)(gh_req_t *, int, const char *, size_t, const char *, size_t, const char **)",
+  header_valid = "int (*)(const char *, size_t, const char *, size_t)",
+  header_managed = "int (*)(const char *, size_t, int)",
+  set_path = "int (*)(gh_req_t *, const char *, size_t, const char **)",
+  set_query = "int (*)(gh_req_t *, const char *, size_t, int, const char **)",
+  set_upstream = "int (*)(gh_req_t *, const char *, size_t)",
+  has_role = "int (*)(gh_req_t *, const char *, size_t)",
+  has_client_role = "int (*)(gh_req_t *, const char *, size_t, const char *, size_t)",
+  has_scope = "int (*)(gh_req_t *, const char *, size_t)",
+  resp_status = "int (*)(gh_req_t *)",
+  log = "void (*)(gh_req_t *, int, const char *, size_t)",
+  sleep = "int (*)(gh_req_t *, double, const char **)",
+}
+local C = {}
+for name, sig in pairs(sigs) do
+  C[name] = ffi.cast(sig, core.fns[name])
+end
+
+local out_p = ffi.new("const char *[1]")
+local out_n = ffi.new("size_t[1]")
+local err_p = ffi.new("const char *[1]")
+local ffi_string, type, tostring, error, rawset = ffi.string, type, tostring, error, rawset
+
+local R = { current = nil }
+
+local function ptr(o)
+  local r = rawget(o, "_r")
+  if r == nil then error("this request has ended", 3) end
+  return r
+end
+
+local function fail(level)
+  error(ffi_string(err_p[0]), level + 1)
+end
+
+---------------------------------------------------------------------------
+-- Headers: a view of the request's (resp = 0) or response's (resp = 1).
+
+local headers_mt = {
+  __index = function(h, name)
+    if type(name) ~= "string" then return nil end
+    local rc = C.header_get(ptr(h._o), h._resp, name, #name, out_p, out_n)
+    if rc == 1 then return ffi_string(out_p[0], out_n[0]) end
+    if rc < 0 then error("out of memory reading a header", 2) end
+    return nil
+  end,
+  __newindex = function(h, name, v)
+    if type(name) ~= "string" then error("header names are strings", 2) end
+    if type(v) == "number" then v = tostring(v) end
+    if v ~= nil and type(v) ~= "string" then
+      error("header " .. name .. " must be set to a string, a number or nil", 2)
+    end
+    local rc
+    if v == nil then
+      rc = C.header_set(ptr(h._o), h._resp, name, #name, nil, 0, err_p)
+    else
+      rc = C.header_set(ptr(h._o), h._resp, name, #name, v, #v, err_p)
+    end
+    if rc ~= 0 then error("cannot set header " .. name .. ": " .. ffi_string(err_p[0]), 2) end
+  end,
+}
+
+---------------------------------------------------------------------------
+-- Query strings.
+
+local function unescape(s)
+  s = s:gsub("+", " ")
+  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+local function escape(s)
+  return (tostring(s):gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
+end
+
+-- "a=1&b=x%20y&a=2&flag" -> { a = { "1", "2" }, b = "x y", flag = "" }
+local function parse_query(q)
+  local t = {}
+  if not q then return t end
+  for pair in q:gmatch("[^&]+") do
+    local k, v = pair:match("^([^=]*)=(.*)$")
+    if not k then k, v = pair, "" end
+    k, v = unescape(k), unescape(v)
+    local cur = t[k]
+    if cur == nil then
+      t[k] = v
+    elseif type(cur) == "table" then
+      cur[#cur + 1] = v
+    else
+      t[k] = { cur, v }
+    end
+  end
+  return t
+end
+
+local function encode_query(t)
+  local keys = {}
+  for k in pairs(t) do
+    if type(k) ~= "string" then error("query names must be strings", 3) end
+    keys[#keys + 1] = k
+  end
+  table.sort(keys)
+  local out = {}
+  for _, k in ipairs(keys) do
+    local v = t[k]
+    local list = type(v) == "table" and v or { v }
+    for _, x in ipairs(list) do
+      if x == true then
+        out[#out + 1] = escape(k)
+      elseif type(x) == "string" or type(x) == "number" then
+        out[#out + 1] = escape(k) .. "=" .. escape(x)
+      else
+        error("query value for " .. k .. " must be a string, a number, true or a list", 3)
+      end
+    end
+  end
+  return table.concat(out, "&")
+end
+
+R.parse_query = parse_query
+
+---------------------------------------------------------------------------
+-- The request.
+
+local STR = { method = 0, path = 1, host = 3, client_ip = 4, id = 5 }
+local LIVE = { upstream_path = 6, upstream_query = 7 }
+
+local function req_str(r, what)
+  local rc = C.req_str(r, what, out_p, out_n)
+  if rc ~= 1 then return nil end
+  return ffi_string(out_p[0], out_n[0])
+end
+
+local Req = {}
+
+function Req:set_path(p)
+  if type(p) ~= "string" then error("req:set_path needs a string", 2) end
+  if C.set_path(ptr(self), p, #p, err_p) ~= 0 then fail(2) end
+end
+
+function Req:set_query(q)
+  local s
+  if q == nil then
+    s = nil
+  elseif type(q) == "table" then
+    s = encode_query(q)
+  elseif type(q) == "string" then
+    s = q
+  else
+    error("req:set_query needs a table, a string or nil", 2)
+  end
+  local rc
+  if s == nil then
+    rc = C.set_query(ptr(self), nil, 0, 1, err_p)
+  else
+    rc = C.set_query(ptr(self), s, #s, 0, err_p)
+  end
+  if rc ~= 0 then fail(2) end
+  rawset(self, "query", nil) -- reparsed from the new value on next use
+end
+
+local req_mt = {
+  __index = function(self, k)
+    local m = Req[k]
+    if m then return m end
+    local what = STR[k]
+    if what then
+      local v = req_str(ptr(self), what)
+      rawset(self, k, v)
+      return v
+    end
+    if k == "headers" then
+      local h = setmetatable({ _o = self, _resp = 0 }, headers_mt)
+      rawset(self, k, h)
+      return h
+    end
+    if k == "query" then
+      local q = parse_query(req_str(ptr(self), 7))
+      rawset(self, k, q)
+      return q
+    end
+    what = LIVE[k]
+    if what then return req_str(ptr(self), what) end
+  end,
+  __newindex = function(_, k)
+    error("req." .. tostring(k) .. " cannot be assigned: use req.headers, req:set_path "
+          .. "or req:set_query", 2)
+  end,
+}
+
+local function new_req(r, lud)
+  return setmetatable({ _r = r, _lud = lud }, req_mt)
+end
+
+---------------------------------------------------------------------------
+-- The claims.
+
+local Claims = {}
+
+local function str_arg(v, what, level)
+  if type(v) ~= "string" then error(what .. " must be a string, got " .. type(v), level + 1) end
+  return v
+end
+
+function Claims:has_role(role)
+  str_arg(role, "claims:has_role's role", 2)
+  return C.has_role(ptr(self), role, #role) ~= 0
+end
+
+function Claims:has_any_role(roles)
+  if type(roles) ~= "table" then error("claims:has_any_role needs a list of roles", 2) end
+  local r = ptr(self)
+  for _, role in ipairs(roles) do
+    str_arg(role, "each role", 2)
+    if C.has_role(r, role, #role) ~= 0 then return true end
+  end
+  return false
+end
+
+function Claims:has_client_role(client, role)
+  str_arg(client, "claims:has_client_role's client", 2)
+  str_arg(role, "claims:has_client_role's role", 2)
+  return C.has_client_role(ptr(self), client, #client, role, #role) ~= 0
+end
+
+function Claims:has_scope(scope)
+  str_arg(scope, "claims:has_scope's scope", 2)
+  return C.has_scope(ptr(self), scope, #scope) ~= 0
+end
+
+-- Spring Security's reading: ROLE_<role> and SCOPE_<scope>.
+function Claims:authorities()
+  ptr(self)
+  local out = {}
+  for _, role in ipairs(core.roles(self._lud)) do out[#out + 1] = "ROLE_" .. role end
+  local scope = self:get("scope")
+  if type(scope) == "string" then
+    for s in scope:gmatch("%S+") do out[#out + 1] = "SCOPE_" .. s end
+  end
+  return out
+end
+
+function Claims:has_authority(a)
+  str_arg(a, "claims:has_authority's authority", 2)
+  if a:sub(1, 5) == "ROLE_" then return self:has_role(a:sub(6)) end
+  if a:sub(1, 6) == "SCOPE_" then return self:has_scope(a:sub(7)) end
+  return false
+end
+
+function Claims:get(name)
+  ptr(self)
+  local v = rawget(self, name)
+  if v == nil then v = core.claim(self._lud, name) end
+  return v
+end
+
+local claims_mt = {
+  __index = function(self, k)
+    local m = Claims[k]
+    if m then return m end
+    ptr(self)
+    if type(k) ~= "string" then return nil end
+    local v = core.claim(self._lud, k)
+    if v ~= nil then rawset(self, k, v) end
+    return v
+  end,
+}
+
+local function new_claims(r, lud)
+  return setmetatable({ _r = r, _lud = lud }, claims_mt)
+end
+R.new_claims = new_claims
+
+---------------------------------------------------------------------------
+-- The response (on_response).
+
+local res_mt = {
+  __index = function(self, k)
+    if k == "status" then return C.resp_status(ptr(self)) end
+    if k == "headers" then
+      local h = setmetatable({ _o = self, _resp = 1 }, headers_mt)
+      rawset(self, k, h)
+      return h
+    end
+  end,
+  __newindex = function(_, k)
+    error("res." .. tostring(k) .. " cannot be assigned: use res.headers", 2)
+  end,
+}
+
+---------------------------------------------------------------------------
+-- Outcomes and calls that need the running request.
+
+local Outcome = {}
+R.Outcome = Outcome
+
+function R.decide(o, level)
+  setmetatable(o, Outcome)
+  local st = R.current
+  if st then
+    if st.phase == "response" then
+      error("gh." .. o.action .. " is for policy(), not on_response()", level + 1)
+    end
+    if st.outcome then
+      error("the response was already decided (" .. st.outcome.action .. " "
+            .. st.outcome.status .. ") by an earlier call", level + 1)
+    end
+    st.outcome = o
+  end
+  return o
+end
+
+local function running(what, level)
+  local st = R.current
+  if not st then error(what .. " only works while a request is being handled", level + 1) end
+  return st
+end
+
+function R.set_upstream(name, level)
+  local st = running("gh.upstream", level + 1)
+  if st.phase == "response" then error("gh.upstream is for policy(), not on_response()", level + 1) end
+  if C.set_upstream(ptr(st.req), name, #name) ~= 0 then
+    error("gh.upstream: no upstream named '" .. name .. "' in gatehouse.lua", level + 1)
+  end
+end
+
+R.YIELD = setmetatable({}, { __tostring = function() return "gatehouse wait" end })
+
+function R.sleep(seconds, level)
+  local st = running("gh.sleep", level + 1)
+  if st.co == nil or coroutine.running() ~= st.co then
+    error("gh.sleep can only wait in policy() itself, not in on_response() or a coroutine "
+          .. "the policy created", level + 1)
+  end
+  local rc = C.sleep(ptr(st.req), seconds, err_p)
+  if rc < 0 then fail(level + 1) end
+  if rc == 0 then
+    coroutine.yield(R.YIELD)
+    R.current = st
+  end
+end
+
+function R.log(level, ...)
+  local n = select("#", ...)
+  local parts = {}
+  for i = 1, n do parts[i] = tostring((select(i, ...))) end
+  local msg = table.concat(parts, " ")
+  local st = R.current
+  C.log(st and rawget(st.req, "_r") or nil, level, msg, #msg)
+end
+
+function R.ctx()
+  local st = R.current
+  return st and st.ctx
+end
+
+function R.header_ok(name, value)
+  return C.header_valid(name, #name, value, #value) ~= 0
+end
+
+function R.managed(name, resp)
+  return C.header_managed(name, #name, resp and 1 or 0) ~= 0
+end
+
+---------------------------------------------------------------------------
+-- Entry points for lua_policy.c (and the test harness).
+
+-- A request's state: its req, claims (nil without auth) and ctx.
+function R.state(lud, with_claims)
+  local r = ffi.cast("gh_req_t *", lud)
+  return {
+    req = new_req(r, lud),
+    claims = with_claims and new_claims(r, lud) or nil,
+    ctx = {},
+    lud = lud,
+  }
+end
+
+local ACTION = { deny = 1, redirect = 2, respond = 3 }
+
+-- What the policy decided, flattened for C: action (0 proxy, 1 deny,
+-- 2 redirect, 3 respond), status, text (detail, location or body),
+-- retry_after, headers, scope.
+function R.result(st, ret)
+  if ret ~= nil and getmetatable(ret) ~= Outcome then
+    error("policy returned a " .. type(ret) .. ": return nothing to proxy, or a gh.deny, "
+          .. "gh.redirect, gh.respond or gh.too_many outcome", 0)
+  end
+  local o = st.outcome or ret
+  st.outcome = o
+  if not o then return 0 end
+  return ACTION[o.action], o.status, o.detail or o.location or o.body, o.retry_after,
+    o.headers, o.scope
+end
+
+-- The body of a request's policy coroutine.
+function R.run(st, policy)
+  st.co = coroutine.running()
+  st.phase = "policy"
+  R.current = st
+  local ret = policy(st.req, st.claims)
+  R.current = nil
+  return R.result(st, ret)
+end
+
+-- Runs on_response(res, claims) for a request (no waiting).
+function R.response(st, fn)
+  st.co = nil
+  st.phase = "response"
+  st.res = st.res or setmetatable({ _r = st.req._r }, res_mt)
+  R.current = st
+  fn(st.res, st.claims)
+  R.current = nil
+end
+
+-- The request has ended: objects a policy kept hold no pointer to it.
+function R.finish(st)
+  for _, o in pairs { st.req, st.claims, st.res } do
+    rawset(o, "_r", nil)
+    rawset(o, "_lud", nil)
+  end
+  if R.current == st then R.current = nil end
+end
+
+return R

@@ -1,0 +1,271 @@
+#include "lua_vm.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uv.h>
+
+#include <lauxlib.h>
+#include <luajit.h>
+#include <lualib.h>
+
+#include "config.h"
+#include "lua_ffi.h"
+
+static const char *lua_dir(void)
+{
+    const char *dir = getenv("GATEHOUSE_LUA_DIR");
+    return dir ? dir : GH_LUA_DIR;
+}
+
+lua_State *gh_lua_state_new(const gh_lua_conf_t *conf, const char *routes_dir, char *err,
+                            size_t errlen)
+{
+    lua_State *L = luaL_newstate();
+    if (!L) {
+        snprintf(err, errlen, "cannot create a Lua state: out of memory");
+        return NULL;
+    }
+    luaL_openlibs(L);
+    const char *dir = lua_dir();
+    lua_getglobal(L, "package");
+    if (routes_dir)
+        lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s/?.lua", dir, dir, routes_dir);
+    else
+        lua_pushfstring(L, "%s/?.lua;%s/?/init.lua", dir, dir);
+    lua_setfield(L, -2, "path");
+    lua_pushstring(L, "");
+    lua_setfield(L, -2, "cpath");
+    lua_getfield(L, -1, "preload");
+    lua_pushcfunction(L, gh_luaopen_core);
+    lua_setfield(L, -2, "gatehouse.core");
+    lua_pop(L, 2);
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/gatehouse/sandbox.lua", dir);
+    if (luaL_loadfile(L, path) != 0) goto fail;
+    lua_pushboolean(L, conf->unsafe);
+    lua_pushboolean(L, conf->jit);
+    if (lua_pcall(L, 2, 0, 0) != 0) goto fail;
+    return L;
+fail:
+    snprintf(err, errlen, "cannot load the gatehouse Lua library: %s", lua_tostring(L, -1));
+    lua_close(L);
+    return NULL;
+}
+
+int gh_lua_run_route_file(lua_State *L, const gh_lua_conf_t *conf, const char *file, char *err,
+                          size_t errlen)
+{
+    int top = lua_gettop(L);
+    if (luaL_loadfile(L, file) != 0) goto fail;
+    if (!conf->jit) luaJIT_setmode(L, -1, LUAJIT_MODE_ALLFUNC | LUAJIT_MODE_OFF);
+    if (lua_pcall(L, 0, 1, 0) != 0) goto fail;
+    return 0;
+fail:
+    snprintf(err, errlen, "%s", lua_tostring(L, -1));
+    lua_settop(L, top);
+    return -1;
+}
+
+/* Keeps the function in field name of the table on top, or LUA_NOREF. */
+static int ref_field(lua_State *L, const char *name)
+{
+    lua_getfield(L, -1, name);
+    if (lua_isfunction(L, -1)) return luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pop(L, 1);
+    return LUA_NOREF;
+}
+
+/* Keeps the functions of the route table on top as route number i. */
+static int keep_route(gh_lua_vm_t *vm, size_t i)
+{
+    if (i >= vm->nroutes || !lua_istable(vm->L, -1)) return -1;
+    vm->policy[i] = ref_field(vm->L, "policy");
+    vm->on_response[i] = ref_field(vm->L, "on_response");
+    return 0;
+}
+
+/* Runs each route file again, in the order the config loader did, and
+ * keeps the functions of the routes they return. */
+static int load_routes(gh_lua_vm_t *vm, const gh_config_t *cfg, char *err, size_t errlen)
+{
+    lua_State *L = vm->L;
+    size_t next = 0;
+    for (size_t f = 0; f < cfg->nroute_files; f++) {
+        if (gh_lua_run_route_file(L, &cfg->lua, cfg->route_files[f], err, errlen)) return -1;
+        int rc = 0;
+        size_t n = lua_istable(L, -1) ? lua_objlen(L, -1) : 0;
+        if (n == 0) {
+            rc = keep_route(vm, next++);
+        } else {
+            for (size_t i = 1; i <= n && !rc; i++) {
+                lua_rawgeti(L, -1, (int)i);
+                rc = keep_route(vm, next++);
+                lua_pop(L, 1);
+            }
+        }
+        lua_pop(L, 1);
+        if (rc) {
+            snprintf(err, errlen, "%s: returned other routes than when the config was loaded",
+                     cfg->route_files[f]);
+            return -1;
+        }
+    }
+    if (next != vm->nroutes) {
+        snprintf(err, errlen, "route files returned %zu routes, the config loader saw %zu", next,
+                 vm->nroutes);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- the time budget ---------------------------------------------------
+ * LuaJIT checks hooks only in its interpreter, so route code runs with the
+ * JIT off (gh_lua_run_route_file) and a watchdog thread, on seeing a VM
+ * past its deadline, signals the worker thread; the signal handler sets a
+ * count hook (lua_sethook is safe there), and the hook raises the error. */
+
+static pthread_mutex_t wd_lock = PTHREAD_MUTEX_INITIALIZER;
+static gh_lua_vm_t *wd_vms;
+static pthread_t wd_thread;
+static int wd_running, wd_stop;
+static _Thread_local gh_lua_vm_t *tls_vm;
+
+static void budget_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    gh_lua_vm_t *vm = tls_vm;
+    uint64_t d = vm ? atomic_load(&vm->deadline) : 0;
+    if (d && uv_hrtime() >= d) { /* where it was running, not where it was called from */
+        luaL_where(L, 0);
+        lua_pushstring(L, "exceeded its time budget (lua.budget)");
+        lua_concat(L, 2);
+        lua_error(L);
+    }
+    if (vm && !d) {
+        lua_sethook(L, NULL, 0, 0);
+        atomic_store(&vm->hooked, 0);
+    }
+}
+
+static void on_budget_signal(int sig)
+{
+    (void)sig;
+    gh_lua_vm_t *vm = tls_vm;
+    if (vm && atomic_load(&vm->deadline) && !atomic_exchange(&vm->hooked, 1))
+        lua_sethook(vm->L, budget_hook, LUA_MASKCOUNT, 200);
+}
+
+static void *watchdog(void *arg)
+{
+    (void)arg;
+    struct timespec tick = {0, 2 * 1000 * 1000};
+    for (;;) {
+        pthread_mutex_lock(&wd_lock);
+        if (wd_stop) {
+            pthread_mutex_unlock(&wd_lock);
+            return NULL;
+        }
+        uint64_t now = uv_hrtime();
+        for (gh_lua_vm_t *vm = wd_vms; vm; vm = vm->next) {
+            uint64_t d = atomic_load(&vm->deadline);
+            if (d && now >= d && !atomic_load(&vm->hooked))
+                pthread_kill((pthread_t)vm->thread, SIGURG);
+        }
+        pthread_mutex_unlock(&wd_lock);
+        nanosleep(&tick, NULL);
+    }
+}
+
+static void watch(gh_lua_vm_t *vm)
+{
+    pthread_mutex_lock(&wd_lock);
+    vm->next = wd_vms;
+    wd_vms = vm;
+    if (!wd_running) {
+        struct sigaction sa = {0};
+        sa.sa_handler = on_budget_signal;
+        sa.sa_flags = SA_RESTART;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGURG, &sa, NULL);
+        wd_stop = 0;
+        wd_running = pthread_create(&wd_thread, NULL, watchdog, NULL) == 0;
+    }
+    pthread_mutex_unlock(&wd_lock);
+}
+
+static void unwatch(gh_lua_vm_t *vm)
+{
+    pthread_mutex_lock(&wd_lock);
+    for (gh_lua_vm_t **p = &wd_vms; *p; p = &(*p)->next)
+        if (*p == vm) {
+            *p = vm->next;
+            break;
+        }
+    bool last = wd_vms == NULL && wd_running;
+    if (last) wd_stop = 1;
+    pthread_mutex_unlock(&wd_lock);
+    if (last) {
+        pthread_join(wd_thread, NULL);
+        wd_running = 0;
+    }
+}
+
+void gh_lua_vm_enter(gh_lua_vm_t *vm, uint64_t left_ns)
+{
+    tls_vm = vm;
+    vm->thread = (unsigned long)pthread_self();
+    vm->entered = uv_hrtime();
+    atomic_store(&vm->deadline, vm->budget_ns ? vm->entered + (left_ns ? left_ns : 1) : 0);
+}
+
+uint64_t gh_lua_vm_leave(gh_lua_vm_t *vm)
+{
+    atomic_store(&vm->deadline, 0);
+    if (atomic_exchange(&vm->hooked, 0)) lua_sethook(vm->L, NULL, 0, 0);
+    return uv_hrtime() - vm->entered;
+}
+
+gh_lua_vm_t *gh_lua_vm_new(const gh_config_t *cfg, char *err, size_t errlen)
+{
+    gh_lua_vm_t *vm = calloc(1, sizeof(*vm));
+    if (!vm) return NULL;
+    vm->nroutes = gh_router_count(cfg->router);
+    vm->policy = malloc((vm->nroutes + 1) * sizeof(int));
+    vm->on_response = malloc((vm->nroutes + 1) * sizeof(int));
+    vm->budget_ns = (uint64_t)(cfg->lua.budget * 1e9);
+    vm->runtime = LUA_NOREF;
+    if (!vm->policy || !vm->on_response) goto fail;
+    for (size_t i = 0; i < vm->nroutes; i++) vm->policy[i] = vm->on_response[i] = LUA_NOREF;
+    vm->L = gh_lua_state_new(&cfg->lua, cfg->routes_dir, err, errlen);
+    if (!vm->L || load_routes(vm, cfg, err, errlen)) goto fail;
+    lua_getglobal(vm->L, "require");
+    lua_pushstring(vm->L, "gatehouse.runtime");
+    if (lua_pcall(vm->L, 1, 1, 0) != 0) {
+        snprintf(err, errlen, "gatehouse.runtime: %s", lua_tostring(vm->L, -1));
+        goto fail;
+    }
+    vm->runtime = luaL_ref(vm->L, LUA_REGISTRYINDEX);
+    if (vm->budget_ns) watch(vm);
+    return vm;
+fail:
+    if (vm->L) lua_close(vm->L);
+    free(vm->policy);
+    free(vm->on_response);
+    free(vm);
+    return NULL;
+}
+
+void gh_lua_vm_free(gh_lua_vm_t *vm)
+{
+    if (!vm) return;
+    if (vm->budget_ns) unwatch(vm);
+    if (tls_vm == vm) tls_vm = NULL;
+    lua_close(vm->L);
+    free(vm->policy);
+    free(vm->on_response);
+    free(vm);
+}

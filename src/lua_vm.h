@@ -1,0 +1,62 @@
+/* Lua states: the sandbox every route file runs in (config loading, the
+ * workers' VMs, `gatehouse test`), and one VM per worker holding the
+ * routes' policy and on_response functions, with the time budget. */
+#ifndef GH_LUA_VM_H
+#define GH_LUA_VM_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <lua.h>
+
+typedef struct {
+    double budget; /* seconds of Lua run time per request; 0: unlimited */
+    bool jit;      /* compile route code too (its loops then cannot be interrupted) */
+    bool unsafe;   /* io, os, debug, ffi and native modules for route code */
+} gh_lua_conf_t;
+
+typedef struct gh_config_s gh_config_t;
+
+/* A Lua state with the gatehouse library loaded and, unless conf->unsafe,
+ * everything else a route file could escape with removed. routes_dir (or
+ * NULL) joins package.path so route files can require their own helpers.
+ * Returns NULL with a message in err. */
+lua_State *gh_lua_state_new(const gh_lua_conf_t *conf, const char *routes_dir, char *err,
+                            size_t errlen);
+
+/* Runs a route file in L, with the JIT off for its code unless conf->jit.
+ * Returns 0 with its return value on the stack, or -1 with the message
+ * (file:line) in err and the stack as it was. */
+int gh_lua_run_route_file(lua_State *L, const gh_lua_conf_t *conf, const char *file, char *err,
+                          size_t errlen);
+
+typedef struct gh_lua_vm_s {
+    lua_State *L;
+    int *policy;      /* registry refs by route order (LUA_NOREF: none) */
+    int *on_response; /* likewise */
+    size_t nroutes;
+    int runtime;               /* registry ref of gatehouse.runtime */
+    uint64_t budget_ns;        /* 0: unlimited */
+    uint64_t entered;          /* uv_hrtime() at gh_lua_vm_enter */
+    _Atomic uint64_t deadline; /* uv_hrtime() when the running Lua must stop; 0: not running */
+    _Atomic int hooked;        /* the budget hook is set */
+    unsigned long thread;      /* pthread_t of the worker running it */
+    struct gh_lua_vm_s *next;  /* in the watchdog's list */
+} gh_lua_vm_t;
+
+/* Builds a worker's VM for cfg: loads the route files again and keeps each
+ * route's functions. Returns NULL with a message in err. */
+gh_lua_vm_t *gh_lua_vm_new(const gh_config_t *cfg, char *err, size_t errlen);
+
+/* Frees the VM; the caller's thread must be the one that used it. */
+void gh_lua_vm_free(gh_lua_vm_t *vm);
+
+/* Brackets a stretch of Lua run time on the calling (worker) thread: when
+ * it runs past left_ns, the watchdog makes the running Lua raise an
+ * error. gh_lua_vm_leave returns the nanoseconds spent. */
+void gh_lua_vm_enter(gh_lua_vm_t *vm, uint64_t left_ns);
+uint64_t gh_lua_vm_leave(gh_lua_vm_t *vm);
+
+#endif
