@@ -134,7 +134,7 @@ static int get_number(ctx_t *c, int idx, const char *key, double min, double max
     lua_pop(c->L, 1);
     if (t == LUA_TNIL) return 0;
     if (t != LUA_TNUMBER) return fail(c, keys, "'%s' must be a number", key);
-    if (*out < min || *out > max)
+    if (!(*out >= min && *out <= max)) /* NaN too */
         return fail(c, keys, "'%s' must be between %g and %g, got %g", key, min, max, *out);
     return 0;
 }
@@ -590,8 +590,9 @@ static int parse_role_path(ctx_t *c, gh_issuer_t *is, const char *const *keys)
         if (gh_role_paths_add_dotted(&is->roles, lua_tostring(L, -1)) == 0) return 0;
     } else if (lua_istable(L, -1)) {
         const char *seg[32];
-        size_t n = lua_objlen(L, -1);
-        bool ok = n > 0 && n <= 32;
+        size_t n = lua_objlen(L, -1), count = 0;
+        for (lua_pushnil(L); lua_next(L, -2); lua_pop(L, 1)) count++;
+        bool ok = n > 0 && n <= 32 && count == n;
         for (size_t i = 0; ok && i < n; i++) {
             lua_rawgeti(L, -1, (int)i + 1);
             seg[i] = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
@@ -617,7 +618,10 @@ static int parse_roles(ctx_t *c, int idx, gh_issuer_t *is, const char *name)
     } else if (!lua_istable(L, t)) {
         rc = fail(c, keys, "'roles' must be a list of role paths");
     } else {
-        size_t n = lua_objlen(L, t);
+        size_t n = lua_objlen(L, t), count = 0;
+        for (lua_pushnil(L); lua_next(L, t); lua_pop(L, 1)) count++;
+        if (n == 0 || count != n)
+            rc = fail(c, keys, "'roles' must be a non-empty list of role paths");
         for (size_t i = 1; i <= n && !rc; i++) {
             lua_rawgeti(L, t, (int)i);
             rc = parse_role_path(c, is, keys);
@@ -940,6 +944,8 @@ static int load_routes(ctx_t *c, gh_config_t *cfg, const char *dir_rel)
         snprintf(dir, sizeof(dir), "%s", dir_rel);
     else
         snprintf(dir, sizeof(dir), "%.*s/%s", (int)(slash - cfg->path), cfg->path, dir_rel);
+    size_t dl = strlen(dir);
+    while (dl > 1 && dir[dl - 1] == '/') dir[--dl] = '\0';
     struct dirent **names;
     int n = scandir(dir, &names, lua_filter, alphasort);
     if (n < 0) {

@@ -57,10 +57,10 @@ int gh_hedit_get(gh_arena_t *a, const gh_head_t *h, const gh_hedit_t *list, cons
     }
     char *p = gh_arena_alloc(a, total);
     if (!p) return -1;
-    size_t n = 0;
+    size_t n = 0, fields = 0;
     for (uint32_t i = 0; i < h->n; i++)
         if (same_name(gh_hdr_name(h, &h->hdrs[i]), h->hdrs[i].name_len, name, len)) {
-            if (n) memcpy(p + n, ", ", 2), n += 2;
+            if (fields++) memcpy(p + n, ", ", 2), n += 2;
             memcpy(p + n, gh_hdr_value(h, &h->hdrs[i]), h->hdrs[i].value_len);
             n += h->hdrs[i].value_len;
         }

@@ -42,3 +42,6 @@ end
 for name in pairs(package.preload) do
   if name == "ffi" or name:match("^jit") then package.preload[name] = nil end
 end
+-- The C module takes raw request pointers: only the library may hold it.
+package.loaded["gatehouse.core"] = nil
+package.preload["gatehouse.core"] = nil

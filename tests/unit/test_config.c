@@ -346,6 +346,278 @@ static void test_missing_routes_dir(void **state)
     assert_non_null(strstr(err, "routes directory"));
 }
 
+/* Asserts role path i of is has exactly the segments want (NULL-terminated). */
+static void expect_role_path(const gh_issuer_t *is, size_t i, const char *const *want)
+{
+    size_t n = 0;
+    while (want[n]) n++;
+    if (i >= is->roles.n) fail_msg("role path %zu of %zu", i, is->roles.n);
+    if (is->roles.v[i].nseg != n)
+        fail_msg("role path %zu has %zu segments, want %zu", i, is->roles.v[i].nseg, n);
+    for (size_t k = 0; k < n; k++)
+        if (strcmp(is->roles.v[i].seg[k], want[k]) != 0)
+            fail_msg("role path %zu segment %zu is '%s', want '%s'", i, k, is->roles.v[i].seg[k],
+                     want[k]);
+}
+#define EXPECT_ROLE_PATH(is, i, ...)                                                               \
+    expect_role_path(is, i, (const char *const[]){__VA_ARGS__, NULL})
+
+static const char *SECRET = "      secret = '0123456789abcdef0123456789abcdef',\n";
+
+/* Loads an issuer with body; fails the test when it does not load. */
+static gh_config_t *load_issuer(const char *body)
+{
+    char cfg[2048], err[512] = "";
+    issuer_config(cfg, sizeof(cfg), body);
+    write_file("gatehouse.lua", cfg);
+    write_file("routes/orders.lua", ROUTE);
+    gh_config_t *c = load(err, sizeof(err));
+    if (!c) fail_msg("%s", err);
+    assert_int_equal(c->nissuers, 1);
+    return c;
+}
+
+/* A dotted string is split; a list of segments keeps "orders.api" whole. */
+static void test_issuer_roles(void **state)
+{
+    (void)state;
+    char body[512];
+    snprintf(body, sizeof(body),
+             "%s      roles = { \"realm_access.roles\", { \"resource_access\", \"orders.api\", "
+             "\"roles\" } },",
+             SECRET);
+    gh_config_t *c = load_issuer(body);
+    const gh_issuer_t *is = &c->issuers[0];
+    assert_int_equal(is->roles.n, 2);
+    EXPECT_ROLE_PATH(is, 0, "realm_access", "roles");
+    EXPECT_ROLE_PATH(is, 1, "resource_access", "orders.api", "roles");
+    gh_config_free(c);
+    /* a one-segment list is taken whole too, dots and all */
+    snprintf(body, sizeof(body), "%s      roles = { { 'realm_access.roles' }, 'groups' },", SECRET);
+    c = load_issuer(body);
+    is = &c->issuers[0];
+    assert_int_equal(is->roles.n, 2);
+    EXPECT_ROLE_PATH(is, 0, "realm_access.roles");
+    EXPECT_ROLE_PATH(is, 1, "groups");
+    gh_config_free(c);
+}
+
+static void test_issuer_roles_default(void **state)
+{
+    (void)state;
+    gh_config_t *c = load_issuer(SECRET);
+    const gh_issuer_t *is = &c->issuers[0];
+    assert_int_equal(is->roles.n, 2);
+    EXPECT_ROLE_PATH(is, 0, "realm_access", "roles");
+    EXPECT_ROLE_PATH(is, 1, "roles");
+    gh_config_free(c);
+}
+
+/* The issuer body starts on line 6, so its roles key is on line 7. */
+static void test_issuer_roles_errors(void **state)
+{
+    (void)state;
+    const char *bad[] = {
+        "      roles = 'x',",
+        "      roles = 5,",
+        "      roles = { {} },",
+        "      roles = { 'a..b' },",
+        "      roles = { '' },",
+        "      roles = { '.roles' },",
+        "      roles = { 'roles.' },",
+        "      roles = { 5 },",
+        "      roles = { true },",
+        "      roles = { { 'resource_access', '', 'roles' } },",
+        "      roles = { { 'resource_access', 5, 'roles' } },",
+        "      roles = { 'realm_access.roles', { 'a', { 'b' } } },",
+        "      roles = {},",
+        "      roles = { x = 'a.b' },",
+        "      roles = { { 'a', x = 'b' } },",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char body[512], cfg[2048];
+        snprintf(body, sizeof(body), "%s%s", SECRET, bad[i]);
+        issuer_config(cfg, sizeof(cfg), body);
+        expect_error(cfg, ROUTE, "gatehouse.lua:7:", "role");
+    }
+}
+
+/* A config with lua = { ... } (body) on line 5. */
+static void lua_config(char *out, size_t cap, const char *body)
+{
+    snprintf(out, cap,
+             "return {\n  listen = { '127.0.0.1:1' },\n"
+             "  upstreams = { orders = { targets = { '127.0.0.1:2' } } },\n"
+             "  routes = 'routes/',\n"
+             "  lua = %s,\n}\n",
+             body);
+}
+
+static void test_lua_options(void **state)
+{
+    (void)state;
+    char cfg[1024], err[512] = "";
+    lua_config(cfg, sizeof(cfg), "{ budget = 0.2, jit = true, unsafe = false }");
+    write_file("gatehouse.lua", cfg);
+    write_file("routes/orders.lua", ROUTE);
+    gh_config_t *c = load(err, sizeof(err));
+    if (!c) fail_msg("%s", err);
+    assert_true(c->lua.budget == 0.2);
+    assert_true(c->lua.jit);
+    assert_false(c->lua.unsafe);
+    gh_config_free(c);
+    /* budget 0 turns the limit off; unsafe alone */
+    lua_config(cfg, sizeof(cfg), "{ budget = 0, unsafe = true }");
+    write_file("gatehouse.lua", cfg);
+    c = load(err, sizeof(err));
+    if (!c) fail_msg("%s", err);
+    assert_true(c->lua.budget == 0);
+    assert_false(c->lua.jit);
+    assert_true(c->lua.unsafe);
+    gh_config_free(c);
+    /* an empty table keeps the defaults */
+    lua_config(cfg, sizeof(cfg), "{}");
+    write_file("gatehouse.lua", cfg);
+    c = load(err, sizeof(err));
+    if (!c) fail_msg("%s", err);
+    assert_true(c->lua.budget == 0.05);
+    assert_false(c->lua.jit);
+    assert_false(c->lua.unsafe);
+    gh_config_free(c);
+}
+
+static void test_lua_defaults(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    write_file("gatehouse.lua", BASE);
+    write_file("routes/orders.lua", ROUTE);
+    gh_config_t *c = load(err, sizeof(err));
+    if (!c) fail_msg("%s", err);
+    assert_true(c->lua.budget == 0.05);
+    assert_false(c->lua.jit);
+    assert_false(c->lua.unsafe);
+    gh_config_free(c);
+}
+
+static void test_lua_errors(void **state)
+{
+    (void)state;
+    char cfg[1024];
+    lua_config(cfg, sizeof(cfg), "{ budget = -1 }");
+    expect_error(cfg, ROUTE, "gatehouse.lua:5:", "'budget' must be between");
+    lua_config(cfg, sizeof(cfg), "{ budget = 61 }");
+    expect_error(cfg, ROUTE, "gatehouse.lua:5:", "'budget' must be between");
+    lua_config(cfg, sizeof(cfg), "{ budget = 0/0 }"); /* NaN is in no range */
+    expect_error(cfg, ROUTE, "gatehouse.lua:5:", "'budget' must be between");
+    lua_config(cfg, sizeof(cfg), "{ budget = 'fast' }");
+    expect_error(cfg, ROUTE, "gatehouse.lua:5:", "'budget' must be a number");
+    lua_config(cfg, sizeof(cfg), "{ nope = 1 }");
+    expect_error(cfg, ROUTE, "gatehouse.lua:5:", "unknown key 'nope'");
+    lua_config(cfg, sizeof(cfg), "{ jit = 'yes' }");
+    expect_error(cfg, ROUTE, "gatehouse.lua:5:", "'jit' must be true or false");
+    lua_config(cfg, sizeof(cfg), "{ unsafe = 1 }");
+    expect_error(cfg, ROUTE, "gatehouse.lua:5:", "'unsafe' must be true or false");
+    lua_config(cfg, sizeof(cfg), "0.05");
+    expect_error(cfg, ROUTE, "gatehouse.lua:5:", "'lua' must be a table");
+}
+
+static void test_route_policy_functions(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    write_file("gatehouse.lua", BASE);
+    write_file(
+        "routes/orders.lua",
+        "local gh = require 'gatehouse'\n"
+        "return {\n"
+        "  gh.route { name = 'both', match = { path = '/both/**' }, upstream = 'orders',\n"
+        "    policy = function(req, claims) end,\n"
+        "    on_response = function(res, claims) end },\n"
+        "  gh.route { name = 'policy', match = { path = '/policy/**' }, upstream = 'orders',\n"
+        "    policy = function(req, claims) end },\n"
+        "  gh.route { name = 'resp', match = { path = '/resp/**' }, upstream = 'orders',\n"
+        "    on_response = function(res, claims) end },\n"
+        "  gh.route { name = 'plain', match = { path = '/plain/**' }, upstream = 'orders' },\n"
+        "}\n");
+    gh_config_t *c = load(err, sizeof(err));
+    if (!c) fail_msg("%s", err);
+    assert_int_equal(gh_router_count(c->router), 4);
+    int seen = 0;
+    for (size_t i = 0; i < gh_router_count(c->router); i++) {
+        const gh_route_t *r = gh_router_at(c->router, i);
+        if (strcmp(r->name, "both") == 0) {
+            assert_true(r->policy && r->on_response);
+        } else if (strcmp(r->name, "policy") == 0) {
+            assert_true(r->policy && !r->on_response);
+        } else if (strcmp(r->name, "resp") == 0) {
+            assert_true(!r->policy && r->on_response);
+        } else {
+            assert_string_equal(r->name, "plain");
+            assert_true(!r->policy && !r->on_response);
+        }
+        seen++;
+    }
+    assert_int_equal(seen, 4);
+    gh_config_free(c);
+}
+
+static void test_route_policy_errors(void **state)
+{
+    (void)state;
+    expect_error(BASE,
+                 "local gh = require 'gatehouse'\n"
+                 "return gh.route { match = { path = '/x/**' }, upstream = 'orders',\n"
+                 "  policy = 5 }\n",
+                 "orders.lua:3:", "'policy'");
+    expect_error(BASE,
+                 "local gh = require 'gatehouse'\n"
+                 "return gh.route { match = { path = '/x/**' }, upstream = 'orders',\n"
+                 "  policy = 'allow' }\n",
+                 "orders.lua:3:", "'policy' must be a function");
+    expect_error(BASE,
+                 "local gh = require 'gatehouse'\n"
+                 "return gh.route { match = { path = '/x/**' }, upstream = 'orders',\n"
+                 "  on_response = {} }\n",
+                 "orders.lua:3:", "'on_response' must be a function");
+}
+
+/* Route files in the order loaded (by name), policy tests and other files
+ * not among them. */
+static void test_route_files_in_load_order(void **state)
+{
+    (void)state;
+    char err[512] = "", routes[300];
+    write_file("gatehouse.lua", BASE);
+    write_file("routes/b.lua",
+               "local gh = require 'gatehouse'\n"
+               "return gh.route { match = { path = '/b/**' }, upstream = 'orders' }\n");
+    write_file("routes/a.lua",
+               "local gh = require 'gatehouse'\n"
+               "return gh.route { match = { path = '/a/**' }, upstream = 'orders' }\n");
+    write_file("routes/c.lua",
+               "local gh = require 'gatehouse'\n"
+               "return gh.route { match = { path = '/c/**' }, upstream = 'orders' }\n");
+    write_file("routes/a_test.lua", "error('not a route file')\n");
+    write_file("routes/notes.txt", "not lua\n");
+    gh_config_t *c = load(err, sizeof(err));
+    if (!c) fail_msg("%s", err);
+    snprintf(routes, sizeof(routes), "%s/routes/", dir);
+    assert_non_null(c->routes_dir);
+    assert_int_equal(strncmp(c->routes_dir, routes, strlen(routes) - 1), 0);
+    const char *want[] = {"a.lua", "b.lua", "c.lua"};
+    assert_int_equal(c->nroute_files, 3);
+    for (size_t i = 0; i < 3; i++) {
+        const char *f = c->route_files[i], *base = strrchr(f, '/');
+        assert_non_null(base);
+        assert_string_equal(base + 1, want[i]);
+        assert_int_equal(strncmp(f, routes, strlen(routes) - 1), 0);
+        assert_int_equal(access(f, R_OK), 0);
+    }
+    assert_int_equal(gh_router_count(c->router), 3);
+    gh_config_free(c);
+}
+
 int main(void)
 {
     setenv("GATEHOUSE_LUA_DIR", GH_LUA_DIR, 0);
@@ -357,6 +629,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_issuer_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remote_issuer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_routes_dir, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_issuer_roles, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_issuer_roles_default, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_issuer_roles_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lua_options, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lua_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lua_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_route_policy_functions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_route_policy_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_route_files_in_load_order, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
