@@ -231,10 +231,17 @@ gh_phase_rc gh_policy_phase(gh_req_t *r)
         co = lua_tothread(L, -1);
         lua_pop(L, 1);
     }
+    bool expired;
     gh_lua_vm_enter(vm, budget_left(vm, r));
     int st = lua_resume(co, nargs);
-    r->lua.used_ns += gh_lua_vm_leave(vm);
+    r->lua.used_ns += gh_lua_vm_leave(vm, &expired);
     clear_current(vm);
+    if (expired) { /* whatever the code did with the error, the run failed */
+        const char *m = st > LUA_YIELD ? lua_tostring(co, -1) : NULL;
+        return policy_failed(
+            r, "policy",
+            m && strstr(m, "time budget") ? m : "exceeded its time budget (lua.budget)");
+    }
     if (st == LUA_YIELD) {
         lua_settop(co, 0);
         if (r->lua.wait && r->lua.wait->pending) return GH_PHASE_WAIT;
@@ -260,11 +267,13 @@ int gh_policy_on_response(gh_req_t *r, const gh_head_t *h, int status)
     runtime_field(vm, "response");
     lua_rawgeti(L, LUA_REGISTRYINDEX, r->lua.state);
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->on_response[rt->order]);
+    bool expired;
     gh_lua_vm_enter(vm, budget_left(vm, r));
     int st = lua_pcall(L, 2, 0, 0);
-    r->lua.used_ns += gh_lua_vm_leave(vm);
+    r->lua.used_ns += gh_lua_vm_leave(vm, &expired);
     clear_current(vm);
-    if (st == 0) return 0;
+    if (st == 0 && !expired) return 0;
+    if (st == 0) lua_pushstring(L, "exceeded its time budget (lua.budget)");
     gh_log(GH_LOG_ERROR, "on_response of route %s (%s:%d) failed: %s (request_id=%s)", rt->name,
            rt->file, rt->line, lua_tostring(L, -1), r->id);
     lua_pop(L, 1);

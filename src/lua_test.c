@@ -61,19 +61,18 @@ static int parse_method(const char *m)
     return -1;
 }
 
-/* Adds "name: value" to the request's head. */
-static void add_header(lua_State *L, gh_req_t *r, const char *name, size_t nl, const char *v,
-                       size_t vl)
+/* Adds "name: value" to head h, in the request's arena. */
+static void add_header(lua_State *L, gh_req_t *r, gh_head_t *h, const char *name, size_t nl,
+                       const char *v, size_t vl)
 {
     if (!gh_hdr_name_valid(name, nl) || !gh_hdr_value_valid(v, vl))
         luaL_error(L, "t.request: invalid header %s", name);
-    if (gh_head_new_field(r->arena, &r->head, 1000) ||
-        gh_head_append(r->arena, &r->head, name, nl, 1 << 20))
+    if (gh_head_new_field(r->arena, h, 1000) || gh_head_append(r->arena, h, name, nl, 1 << 20))
         luaL_error(L, "t.request: out of memory");
-    gh_hdr_t *x = &r->head.hdrs[r->head.n - 1];
+    gh_hdr_t *x = &h->hdrs[h->n - 1];
     x->name_len = (uint32_t)nl;
-    x->value = r->head.len;
-    if (gh_head_append(r->arena, &r->head, v, vl, 1 << 20)) luaL_error(L, "out of memory");
+    x->value = h->len;
+    if (gh_head_append(r->arena, h, v, vl, 1 << 20)) luaL_error(L, "out of memory");
     x->value_len = (uint32_t)vl;
 }
 
@@ -84,25 +83,21 @@ static void add_headers(lua_State *L, gh_req_t *r, gh_head_t *h, int idx)
     luaL_checktype(L, idx, LUA_TTABLE);
     for (lua_pushnil(L); lua_next(L, idx); lua_pop(L, 1)) {
         size_t nl, vl;
-        const char *name = lua_tolstring(L, -2, &nl);
+        const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &nl) : NULL;
         if (!name) luaL_error(L, "header names must be strings");
-        gh_head_t saved = r->head;
-        r->head = *h;
         if (lua_istable(L, -1)) {
             for (int i = 1; i <= (int)lua_objlen(L, -1); i++) {
                 lua_rawgeti(L, -1, i);
                 const char *v = lua_tolstring(L, -1, &vl);
                 if (!v) luaL_error(L, "header %s: values must be strings", name);
-                add_header(L, r, name, nl, v, vl);
+                add_header(L, r, h, name, nl, v, vl);
                 lua_pop(L, 1);
             }
         } else {
             const char *v = lua_tolstring(L, -1, &vl);
             if (!v) luaL_error(L, "header %s: values must be strings", name);
-            add_header(L, r, name, nl, v, vl);
+            add_header(L, r, h, name, nl, v, vl);
         }
-        *h = r->head;
-        r->head = saved;
     }
 }
 

@@ -134,13 +134,21 @@ static pthread_t wd_thread;
 static int wd_running, wd_stop;
 static _Thread_local gh_lua_vm_t *tls_vm;
 
+/* Past the deadline, raises the budget error, and again at every next
+ * instruction: a pcall that catches it only unwinds one level, so the
+ * error reaches the run however the code nests pcall, xpcall handlers or
+ * coroutines. */
 static void budget_hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
     gh_lua_vm_t *vm = tls_vm;
     uint64_t d = vm ? atomic_load(&vm->deadline) : 0;
-    if (d && uv_hrtime() >= d) { /* where it was running, not where it was called from */
-        luaL_where(L, 0);
+    if (d && uv_hrtime() >= d) {
+        if (!vm->expired) {
+            vm->expired = true;
+            lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
+        }
+        luaL_where(L, 0); /* where it was running, not where that was called from */
         lua_pushstring(L, "exceeded its time budget (lua.budget)");
         lua_concat(L, 2);
         lua_error(L);
@@ -219,11 +227,13 @@ void gh_lua_vm_enter(gh_lua_vm_t *vm, uint64_t left_ns)
     tls_vm = vm;
     vm->thread = (unsigned long)pthread_self();
     vm->entered = uv_hrtime();
+    vm->expired = false;
     atomic_store(&vm->deadline, vm->budget_ns ? vm->entered + (left_ns ? left_ns : 1) : 0);
 }
 
-uint64_t gh_lua_vm_leave(gh_lua_vm_t *vm)
+uint64_t gh_lua_vm_leave(gh_lua_vm_t *vm, bool *expired)
 {
+    *expired = vm->expired;
     atomic_store(&vm->deadline, 0);
     if (atomic_exchange(&vm->hooked, 0)) lua_sethook(vm->L, NULL, 0, 0);
     return uv_hrtime() - vm->entered;

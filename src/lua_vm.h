@@ -40,6 +40,7 @@ typedef struct gh_lua_vm_s {
     int runtime;               /* registry ref of gatehouse.runtime */
     uint64_t budget_ns;        /* 0: unlimited */
     uint64_t entered;          /* uv_hrtime() at gh_lua_vm_enter */
+    bool expired;              /* the budget ran out during this stretch */
     _Atomic uint64_t deadline; /* uv_hrtime() when the running Lua must stop; 0: not running */
     _Atomic int hooked;        /* the budget hook is set */
     unsigned long thread;      /* pthread_t of the worker running it */
@@ -55,8 +56,10 @@ void gh_lua_vm_free(gh_lua_vm_t *vm);
 
 /* Brackets a stretch of Lua run time on the calling (worker) thread: when
  * it runs past left_ns, the watchdog makes the running Lua raise an
- * error. gh_lua_vm_leave returns the nanoseconds spent. */
+ * error. gh_lua_vm_leave returns the nanoseconds spent, and sets *expired
+ * when the budget ran out (the run failed, even if its code caught the
+ * error). */
 void gh_lua_vm_enter(gh_lua_vm_t *vm, uint64_t left_ns);
-uint64_t gh_lua_vm_leave(gh_lua_vm_t *vm);
+uint64_t gh_lua_vm_leave(gh_lua_vm_t *vm, bool *expired);
 
 #endif

@@ -8,14 +8,14 @@ local M = {}
 -- errors as file:line of the offending key.
 function M.route(t)
   if type(t) ~= "table" then
-    error("gh.route expects a table, got " .. type(t), 2)
+    rt.error("gh.route expects a table, got " .. type(t), 2)
   end
   return t
 end
 
 local function check_status(status, lo, hi, what)
   if type(status) ~= "number" or status % 1 ~= 0 or status < lo or status > hi then
-    error(what .. " status must be an integer from " .. lo .. " to " .. hi .. ", got "
+    rt.error(what .. " status must be an integer from " .. lo .. " to " .. hi .. ", got "
           .. tostring(status), 3)
   end
 end
@@ -25,11 +25,11 @@ end
 function M.deny(status, detail, opts)
   check_status(status, 400, 599, "gh.deny")
   if detail ~= nil and type(detail) ~= "string" then
-    error("gh.deny detail must be a string", 2)
+    rt.error("gh.deny detail must be a string", 2)
   end
   local scope = opts and opts.scope
   if scope ~= nil and type(scope) ~= "string" then
-    error("gh.deny opts.scope must be a string", 2)
+    rt.error("gh.deny opts.scope must be a string", 2)
   end
   return rt.decide({ action = "deny", status = status, detail = detail or rt.reason(status),
                      scope = scope }, 2)
@@ -38,10 +38,10 @@ end
 function M.redirect(url, status)
   status = status or 302
   if status ~= 301 and status ~= 302 and status ~= 303 and status ~= 307 and status ~= 308 then
-    error("gh.redirect status must be 301, 302, 303, 307 or 308, got " .. tostring(status), 2)
+    rt.error("gh.redirect status must be 301, 302, 303, 307 or 308, got " .. tostring(status), 2)
   end
   if type(url) ~= "string" or url == "" or not rt.header_ok("Location", url) then
-    error("gh.redirect needs a URL without control characters", 2)
+    rt.error("gh.redirect needs a URL without control characters", 2)
   end
   return rt.decide({ action = "redirect", status = status, location = url }, 2)
 end
@@ -49,18 +49,18 @@ end
 function M.respond(status, body, headers)
   check_status(status, 200, 599, "gh.respond")
   if body ~= nil and type(body) ~= "string" then
-    error("gh.respond body must be a string, got " .. type(body), 2)
+    rt.error("gh.respond body must be a string, got " .. type(body), 2)
   end
   local h = {}
   if headers ~= nil then
-    if type(headers) ~= "table" then error("gh.respond headers must be a table", 2) end
+    if type(headers) ~= "table" then rt.error("gh.respond headers must be a table", 2) end
     for k, v in pairs(headers) do
       if type(v) == "number" then v = tostring(v) end
       if type(k) ~= "string" or type(v) ~= "string" or not rt.header_ok(k, v) then
-        error("gh.respond header " .. tostring(k) .. " is not a valid name = value", 2)
+        rt.error("gh.respond header " .. tostring(k) .. " is not a valid name = value", 2)
       end
       if rt.managed(k, true) then
-        error("gh.respond cannot set " .. k .. ": the gateway manages it", 2)
+        rt.error("gh.respond cannot set " .. k .. ": the gateway manages it", 2)
       end
       h[k] = v
     end
@@ -70,7 +70,7 @@ end
 
 function M.too_many(retry_after)
   if type(retry_after) ~= "number" or retry_after < 0 or retry_after ~= retry_after then
-    error("gh.too_many needs the seconds after which to retry", 2)
+    rt.error("gh.too_many needs the seconds after which to retry", 2)
   end
   return rt.decide({ action = "deny", status = 429, detail = "too many requests",
                      retry_after = math.ceil(retry_after) }, 2)
@@ -78,14 +78,14 @@ end
 
 -- Picks another upstream; the policy goes on.
 function M.upstream(name)
-  if type(name) ~= "string" then error("gh.upstream needs an upstream name", 2) end
+  if type(name) ~= "string" then rt.error("gh.upstream needs an upstream name", 2) end
   rt.set_upstream(name, 2)
 end
 
 -- Waits without blocking the worker.
 function M.sleep(seconds)
   if type(seconds) ~= "number" or seconds < 0 or seconds ~= seconds then
-    error("gh.sleep needs a number of seconds", 2)
+    rt.error("gh.sleep needs a number of seconds", 2)
   end
   rt.sleep(seconds, 2)
 end

@@ -37,14 +37,37 @@ local ffi_string, type, tostring, error, rawset = ffi.string, type, tostring, er
 
 local R = { current = nil }
 
+-- Captured while debug is still reachable (the sandbox removes it).
+local getinfo = debug.getinfo
+local HERE = getinfo(1, "S").short_src
+
+-- error(msg, level) that names the policy's line even when the gh call was
+-- a tail call (`return gh.deny(...)`), whose caller's frame Lua has dropped:
+-- it then names the line where the policy function starts.
+function R.error(msg, level)
+  local info = getinfo(level + 1, "Sl")
+  local where = ""
+  if info and info.currentline and info.currentline > 0 and info.short_src ~= HERE then
+    where = info.short_src .. ":" .. info.currentline .. ": "
+  else
+    local st = R.current
+    local fn = st and (st.phase == "response" and st.on_response or st.policy)
+    local def = fn and getinfo(fn, "S")
+    if def then
+      where = def.short_src .. ":" .. def.linedefined .. ": in the function that returned it: "
+    end
+  end
+  error(where .. msg, 0)
+end
+
 local function ptr(o)
   local r = rawget(o, "_r")
-  if r == nil then error("this request has ended", 3) end
+  if r == nil then R.error("this request has ended", 3) end
   return r
 end
 
 local function fail(level)
-  error(ffi_string(err_p[0]), level + 1)
+  R.error(ffi_string(err_p[0]), level + 1)
 end
 
 ---------------------------------------------------------------------------
@@ -55,14 +78,14 @@ local headers_mt = {
     if type(name) ~= "string" then return nil end
     local rc = C.header_get(ptr(h._o), h._resp, name, #name, out_p, out_n)
     if rc == 1 then return ffi_string(out_p[0], out_n[0]) end
-    if rc < 0 then error("out of memory reading a header", 2) end
+    if rc < 0 then R.error("out of memory reading a header", 2) end
     return nil
   end,
   __newindex = function(h, name, v)
-    if type(name) ~= "string" then error("header names are strings", 2) end
+    if type(name) ~= "string" then R.error("header names are strings", 2) end
     if type(v) == "number" then v = tostring(v) end
     if v ~= nil and type(v) ~= "string" then
-      error("header " .. name .. " must be set to a string, a number or nil", 2)
+      R.error("header " .. name .. " must be set to a string, a number or nil", 2)
     end
     local rc
     if v == nil then
@@ -70,7 +93,7 @@ local headers_mt = {
     else
       rc = C.header_set(ptr(h._o), h._resp, name, #name, v, #v, err_p)
     end
-    if rc ~= 0 then error("cannot set header " .. name .. ": " .. ffi_string(err_p[0]), 2) end
+    if rc ~= 0 then R.error("cannot set header " .. name .. ": " .. ffi_string(err_p[0]), 2) end
   end,
 }
 
@@ -109,7 +132,7 @@ end
 local function encode_query(t)
   local keys = {}
   for k in pairs(t) do
-    if type(k) ~= "string" then error("query names must be strings", 3) end
+    if type(k) ~= "string" then R.error("query names must be strings", 3) end
     keys[#keys + 1] = k
   end
   table.sort(keys)
@@ -123,7 +146,7 @@ local function encode_query(t)
       elseif type(x) == "string" or type(x) == "number" then
         out[#out + 1] = escape(k) .. "=" .. escape(x)
       else
-        error("query value for " .. k .. " must be a string, a number, true or a list", 3)
+        R.error("query value for " .. k .. " must be a string, a number, true or a list", 3)
       end
     end
   end
@@ -147,7 +170,7 @@ end
 local Req = {}
 
 function Req:set_path(p)
-  if type(p) ~= "string" then error("req:set_path needs a string", 2) end
+  if type(p) ~= "string" then R.error("req:set_path needs a string", 2) end
   if C.set_path(ptr(self), p, #p, err_p) ~= 0 then fail(2) end
 end
 
@@ -160,7 +183,7 @@ function Req:set_query(q)
   elseif type(q) == "string" then
     s = q
   else
-    error("req:set_query needs a table, a string or nil", 2)
+    R.error("req:set_query needs a table, a string or nil", 2)
   end
   local rc
   if s == nil then
@@ -196,7 +219,7 @@ local req_mt = {
     if what then return req_str(ptr(self), what) end
   end,
   __newindex = function(_, k)
-    error("req." .. tostring(k) .. " cannot be assigned: use req.headers, req:set_path "
+    R.error("req." .. tostring(k) .. " cannot be assigned: use req.headers, req:set_path "
           .. "or req:set_query", 2)
   end,
 }
@@ -211,7 +234,7 @@ end
 local Claims = {}
 
 local function str_arg(v, what, level)
-  if type(v) ~= "string" then error(what .. " must be a string, got " .. type(v), level + 1) end
+  if type(v) ~= "string" then R.error(what .. " must be a string, got " .. type(v), level + 1) end
   return v
 end
 
@@ -221,7 +244,7 @@ function Claims:has_role(role)
 end
 
 function Claims:has_any_role(roles)
-  if type(roles) ~= "table" then error("claims:has_any_role needs a list of roles", 2) end
+  if type(roles) ~= "table" then R.error("claims:has_any_role needs a list of roles", 2) end
   local r = ptr(self)
   for _, role in ipairs(roles) do
     str_arg(role, "each role", 2)
@@ -297,7 +320,7 @@ local res_mt = {
     end
   end,
   __newindex = function(_, k)
-    error("res." .. tostring(k) .. " cannot be assigned: use res.headers", 2)
+    R.error("res." .. tostring(k) .. " cannot be assigned: use res.headers", 2)
   end,
 }
 
@@ -312,10 +335,10 @@ function R.decide(o, level)
   local st = R.current
   if st then
     if st.phase == "response" then
-      error("gh." .. o.action .. " is for policy(), not on_response()", level + 1)
+      R.error("gh." .. o.action .. " is for policy(), not on_response()", level + 1)
     end
     if st.outcome then
-      error("the response was already decided (" .. st.outcome.action .. " "
+      R.error("the response was already decided (" .. st.outcome.action .. " "
             .. st.outcome.status .. ") by an earlier call", level + 1)
     end
     st.outcome = o
@@ -325,15 +348,15 @@ end
 
 local function running(what, level)
   local st = R.current
-  if not st then error(what .. " only works while a request is being handled", level + 1) end
+  if not st then R.error(what .. " only works while a request is being handled", level + 1) end
   return st
 end
 
 function R.set_upstream(name, level)
   local st = running("gh.upstream", level + 1)
-  if st.phase == "response" then error("gh.upstream is for policy(), not on_response()", level + 1) end
+  if st.phase == "response" then R.error("gh.upstream is for policy(), not on_response()", level + 1) end
   if C.set_upstream(ptr(st.req), name, #name) ~= 0 then
-    error("gh.upstream: no upstream named '" .. name .. "' in gatehouse.lua", level + 1)
+    R.error("gh.upstream: no upstream named '" .. name .. "' in gatehouse.lua", level + 1)
   end
 end
 
@@ -342,7 +365,7 @@ R.YIELD = setmetatable({}, { __tostring = function() return "gatehouse wait" end
 function R.sleep(seconds, level)
   local st = running("gh.sleep", level + 1)
   if st.co == nil or coroutine.running() ~= st.co then
-    error("gh.sleep can only wait in policy() itself, not in on_response() or a coroutine "
+    R.error("gh.sleep can only wait in policy() itself, not in on_response() or a coroutine "
           .. "the policy created", level + 1)
   end
   local rc = C.sleep(ptr(st.req), seconds, err_p)
@@ -410,6 +433,7 @@ end
 function R.run(st, policy)
   st.co = coroutine.running()
   st.phase = "policy"
+  st.policy = policy
   R.current = st
   local ret = policy(st.req, st.claims)
   R.current = nil
@@ -420,6 +444,7 @@ end
 function R.response(st, fn)
   st.co = nil
   st.phase = "response"
+  st.on_response = fn
   st.res = st.res or setmetatable({ _r = st.req._r }, res_mt)
   R.current = st
   fn(st.res, st.claims)
