@@ -83,7 +83,8 @@ static int ensure_state(gh_req_t *r, gh_lua_vm_t *vm)
     runtime_field(vm, "state");
     lua_pushlightuserdata(L, r);
     lua_pushboolean(L, r->claims != NULL);
-    if (lua_pcall(L, 2, 1, 0) != 0) {
+    lua_pushnumber(L, (lua_Number)(uintptr_t)r); /* user-space addresses fit in 53 bits */
+    if (lua_pcall(L, 3, 1, 0) != 0) {
         gh_log(GH_LOG_ERROR, "lua: %s", lua_tostring(L, -1));
         lua_pop(L, 1);
         return -1;

@@ -77,7 +77,10 @@ local headers_mt = {
   __index = function(h, name)
     if type(name) ~= "string" then return nil end
     local rc = C.header_get(ptr(h._o), h._resp, name, #name, out_p, out_n)
-    if rc == 1 then return ffi_string(out_p[0], out_n[0]) end
+    if rc == 1 then
+      local v = ffi_string(out_p[0], out_n[0]) -- not a tail call, which interpreted callers cannot compile
+      return v
+    end
     if rc < 0 then R.error("out of memory reading a header", 2) end
     return nil
   end,
@@ -164,7 +167,8 @@ local LIVE = { upstream_path = 6, upstream_query = 7 }
 local function req_str(r, what)
   local rc = C.req_str(r, what, out_p, out_n)
   if rc ~= 1 then return nil end
-  return ffi_string(out_p[0], out_n[0])
+  local v = ffi_string(out_p[0], out_n[0])
+  return v
 end
 
 local Req = {}
@@ -401,9 +405,12 @@ end
 ---------------------------------------------------------------------------
 -- Entry points for lua_policy.c (and the test harness).
 
--- A request's state: its req, claims (nil without auth) and ctx.
-function R.state(lud, with_claims)
-  local r = ffi.cast("gh_req_t *", lud)
+-- A request's state: its req, claims (nil without auth) and ctx. addr is
+-- the request's address as a number, when the caller has it: casting a
+-- number compiles, casting a light userdata does not.
+local req_ptr_t = ffi.typeof("gh_req_t *")
+function R.state(lud, with_claims, addr)
+  local r = ffi.cast(req_ptr_t, addr or lud)
   return {
     req = new_req(r, lud),
     claims = with_claims and new_claims(r, lud) or nil,
