@@ -210,6 +210,24 @@ static gh_phase_rc apply(gh_req_t *r, lua_State *co)
     return rc;
 }
 
+/* A coroutine to run a policy in: one that finished normally before (a
+ * thread whose function returned can be given another), or a new one.
+ * Sets *ref to its registry ref. */
+static lua_State *coroutine(gh_lua_vm_t *vm, int *ref)
+{
+    lua_State *L = vm->L, *co;
+    if (vm->nthreads > 0) {
+        *ref = vm->threads[--vm->nthreads];
+        lua_rawgeti(L, LUA_REGISTRYINDEX, *ref);
+        co = lua_tothread(L, -1);
+        lua_pop(L, 1);
+        return co;
+    }
+    co = lua_newthread(L);
+    *ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return co;
+}
+
 gh_phase_rc gh_policy_phase(gh_req_t *r)
 {
     gh_lua_vm_t *vm = r->w->lua;
@@ -220,8 +238,8 @@ gh_phase_rc gh_policy_phase(gh_req_t *r)
     int nargs = 0;
     if (!r->lua.co) {
         if (ensure_state(r, vm)) return policy_failed(r, "policy", "out of memory");
-        co = lua_newthread(L);
-        r->lua.co = luaL_ref(L, LUA_REGISTRYINDEX);
+        co = coroutine(vm, &r->lua.co);
+        if (!co) return policy_failed(r, "policy", "out of memory");
         runtime_field(vm, "run");
         lua_rawgeti(L, LUA_REGISTRYINDEX, r->lua.state);
         lua_rawgeti(L, LUA_REGISTRYINDEX, vm->policy[rt->order]);
@@ -251,8 +269,17 @@ gh_phase_rc gh_policy_phase(gh_req_t *r)
                              "(coroutine.yield in the policy itself?)");
     }
     if (st != 0) return policy_failed(r, "policy", lua_tostring(co, -1));
+    /* The thread returned normally, so it can run another policy; it is
+     * taken off r first, since answering may free r (and run the next
+     * pipelined request's policy) before apply returns. */
+    int ref = r->lua.co;
+    r->lua.co = 0;
     gh_phase_rc rc = apply(r, co);
     lua_settop(co, 0);
+    if (vm->nthreads < (int)(sizeof(vm->threads) / sizeof(vm->threads[0])))
+        vm->threads[vm->nthreads++] = ref;
+    else
+        luaL_unref(L, LUA_REGISTRYINDEX, ref);
     return rc;
 }
 

@@ -37,7 +37,9 @@ typedef struct gh_lua_vm_s {
     int *policy;      /* registry refs by route order (LUA_NOREF: none) */
     int *on_response; /* likewise */
     size_t nroutes;
-    int runtime;               /* registry ref of gatehouse.runtime */
+    int runtime;     /* registry ref of gatehouse.runtime */
+    int threads[64]; /* refs of finished coroutines, reused */
+    int nthreads;
     uint64_t budget_ns;        /* 0: unlimited */
     uint64_t entered;          /* uv_hrtime() at gh_lua_vm_enter */
     bool expired;              /* the budget ran out during this stretch */
