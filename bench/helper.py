@@ -16,6 +16,8 @@
                                         (ops/s, the largest sample) and "..._samples=" (all)
   helper.py summary RESULTS MEM META    print per-target medians + README block
   helper.py jwtsummary RESULTS MEM META print the JWT scenarios' medians, ratios + README block
+  helper.py policysummary RESULTS MEM META
+                                        print the policy phase's medians, with/without ratios
 """
 import os
 import socket
@@ -498,6 +500,100 @@ def jwtsummary(results_path, mem_dir, meta_path):
     return 0
 
 
+POLICY_GOAL = 0.05   # the policy may cost at most 5 % of the route's throughput
+
+
+def policysummary(results_path, mem_dir, meta_path):
+    meta = _kv(meta_path)
+    med = _medians(results_path)
+    per_round = {}
+    with open(results_path) as f:
+        for ln in f:
+            name, rnd, rps = ln.split()[:3]
+            per_round.setdefault(name, {})[int(rnd)] = float(rps)
+    targets = [t for t in meta.get("policy_targets", "").split() if t]
+    label = {"gatehouse-pol": "gatehouse", "nginx-lua": "nginx + Lua"}
+
+    out = []
+    out.append("Route policy cost: the same RS256-protected route without and with a ten-line Lua "
+               "policy (median of %s interleaved rounds; one repeated token, %s B, as a static "
+               "header; own instances, %s workers each, same upstream and wrk command)"
+               % (meta.get("rounds", "?"), meta.get("token_bytes_policy", "?"), meta.get("workers", "?")))
+    if "gatehouse-pol" in targets:
+        out.append("gatehouse: routes /nopolicy/** and /policy/** on one instance, both auth = rs256 "
+                   "(pem_file; signature, iss, aud, exp checked; token_cache = %s, so the repeated "
+                   "token is a cache hit); /policy/** adds policy(req, claims): "
+                   "claims:has_role(\"USER\") over realm_access.roles (else 403), GET/HEAD only "
+                   "(else 405), no \"/admin/\" in req.path (else 403), "
+                   "req.headers[\"X-User-Id\"] = claims.sub, req.headers[\"X-Tenant-Id\"] = "
+                   "claims.tenant_id, returns nothing; %s"
+                   % (meta.get("token_cache", "?"),
+                      "lua = %s" % meta["policy_lua"] if meta.get("policy_lua")
+                      else "route code runs with the JIT off (the default)"))
+    if "nginx-lua" in targets:
+        out.append("nginx + Lua: %s with lua-nginx-module %s (%s) on one instance; /nopolicy/ = plain "
+                   "proxy_pass (no Lua, no token check); /policy/ = access_by_lua_block: "
+                   "base64url-decode the token's payload + cjson.decode on every request, then the "
+                   "same checks and headers. nginx has no native JWT: it does NOT verify the "
+                   "signature, iss, aud or exp (a forged token passes), so its 'with' column is a "
+                   "policy-only cost, not a JWT-and-policy cost like gatehouse's"
+                   % (meta.get("nginx_version", "?"), meta.get("nginx_lua_pkg", "?"),
+                      meta.get("nginx_lua_impl", "?")))
+    out.append("")
+
+    def line(label_, vals, w=14):
+        return "| %-*s |" % (w, label_) + "".join(" %14s |" % v for v in vals)
+
+    # with/without: the median of the per-round ratios (each round's two runs are
+    # adjacent in time, so drift over the phase cancels); the ratio of the medians
+    # pairs runs from different rounds and is shown beside it
+    cols = ["without req/s", "with req/s", "with/without", "cost", "ratio of med.",
+            "p50 without", "p50 with", "p99 without", "p99 with"]
+    out.append(line("target", cols))
+    out.append("|" + "-" * 16 + "|" + "".join("-" * 15 + ":|" for _ in cols))
+    costs, rounds = {}, {}
+    for t in targets:
+        a, b = med.get(t + "/nopolicy"), med.get(t + "/policy")
+        ra, rb = per_round.get(t + "/nopolicy", {}), per_round.get(t + "/policy", {})
+        rounds[t] = [rb[k] / ra[k] for k in sorted(ra) if k in rb and ra[k]]
+        if not a or not b or not rounds[t]:
+            out.append(line(label.get(t, t), ["-"] * len(cols)))
+            continue
+        r = statistics.median(rounds[t])
+        costs[t] = 1.0 - r
+        out.append(line(label.get(t, t), ["%.0f" % a[0], "%.0f" % b[0], "%.3f" % r,
+                                          "%.1f %%" % (100.0 * (1.0 - r)), "%.3f" % (b[0] / a[0]),
+                                          "%.3f ms" % a[1], "%.3f ms" % b[1],
+                                          "%.3f ms" % a[2], "%.3f ms" % b[2]]))
+    out.append("")
+    out.append("with/without = median over rounds of (with req/s / without req/s) in the same round; "
+               "cost = 1 - with/without; req/s and latency columns are medians over rounds")
+    for t in targets:
+        if rounds.get(t):
+            out.append("%s with/without per round: %s" % (label.get(t, t),
+                                                          " ".join("%.3f" % x for x in rounds[t])))
+    mem = {}
+    for t in targets:
+        p = os.path.join(mem_dir, t + ".mem")
+        if os.path.exists(p):
+            mem[t] = _kv(p)
+    rss = []
+    for t in targets:
+        m = mem.get(t, {})
+        if "rss_after_policy_kib" in m and "rss_before_policy_kib" in m:
+            rss.append("%s %s (%+.1f MiB during the rounds)"
+                       % (label.get(t, t), _mib(int(m["rss_after_policy_kib"])),
+                          (int(m["rss_after_policy_kib"]) - int(m["rss_before_policy_kib"])) / 1024.0))
+    if rss:
+        out.append("RSS after the policy rounds: " + "; ".join(rss))
+    if "gatehouse-pol" in costs:
+        c = costs["gatehouse-pol"]
+        out.append("gatehouse policy cost: %.1f %% of the route's throughput (goal <= %.0f %%: %s)"
+                   % (100.0 * c, 100.0 * POLICY_GOAL, "met" if c <= POLICY_GOAL else "NOT met"))
+    print("\n".join(out))
+    return 0
+
+
 def main(argv):
     if len(argv) < 2:
         print(__doc__, file=sys.stderr)
@@ -526,6 +622,8 @@ def main(argv):
         return summary(args[0], args[1], args[2])
     if cmd == "jwtsummary":
         return jwtsummary(args[0], args[1], args[2])
+    if cmd == "policysummary":
+        return policysummary(args[0], args[1], args[2])
     print(__doc__, file=sys.stderr)
     return 2
 

@@ -12,6 +12,9 @@ ALG in rs256 (RS256) and es256 (ES256), into DIR:
   ALG.repeat         one valid token (exp in 30 days): the repeat scenarios
   ALG.expired        valid signature, exp an hour ago        (sanity checks)
   ALG.badsig         the repeat token with one signature byte changed
+  ALG.policy         the repeat token's claims plus tenant_id (exp in 30 days): the
+                     policy phase, with and without the policy
+  ALG.policy-norole  the same with realm_access.roles = ["GUEST"] (sanity: 403)
   ALG.fresh.T        T = 0..THREADS-1: N/THREADS distinct valid tokens (distinct
                      jti), one a line, all of one length (bench/fresh.lua seeks by
                      record); wrk thread T of bench/fresh.lua reads file T
@@ -83,7 +86,13 @@ def main(argv):
             f.write(pub)
         repeat = jwt.encode(_claims(name + "-repeat", now, 30 * 86400), priv, algorithm=alg)
         expired = jwt.encode(_claims(name + "-expired", now - 7200, 3600), priv, algorithm=alg)
-        for suffix, tok in (("repeat", repeat), ("expired", expired), ("badsig", _flip_sig(repeat))):
+        pol = _claims(name + "-policy", now, 30 * 86400)
+        pol["tenant_id"] = "bench-tenant"
+        policy = jwt.encode(pol, priv, algorithm=alg)
+        pol.update(jti=name + "-policy-norole", realm_access={"roles": ["GUEST"]})
+        norole = jwt.encode(pol, priv, algorithm=alg)
+        for suffix, tok in (("repeat", repeat), ("expired", expired), ("badsig", _flip_sig(repeat)),
+                            ("policy", policy), ("policy-norole", norole)):
             with open(os.path.join(out, "%s.%s" % (name, suffix)), "w") as f:
                 f.write(tok + "\n")
 

@@ -73,24 +73,24 @@ static void lua_cleanup(void *data)
     r->lua.state = r->lua.co = 0;
 }
 
-/* The request's Lua state table (runtime.state), made on first use.
- * Returns 0 or -1. */
+/* The request's Lua state table, made (empty: runtime.run or .response
+ * fills it) on first use. Returns 0 or -1. */
 static int ensure_state(gh_req_t *r, gh_lua_vm_t *vm)
 {
     if (r->lua.state) return 0;
-    lua_State *L = vm->L;
     if (gh_arena_cleanup_add(r->arena, lua_cleanup, r)) return -1;
-    runtime_field(vm, "state");
+    lua_createtable(vm->L, 0, 8);
+    r->lua.state = luaL_ref(vm->L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
+/* Pushes what runtime.run and .response take after the function: the
+ * request as a light userdata, whether it has claims, its address. */
+static void push_request(lua_State *L, gh_req_t *r)
+{
     lua_pushlightuserdata(L, r);
     lua_pushboolean(L, r->claims != NULL);
     lua_pushnumber(L, (lua_Number)(uintptr_t)r); /* user-space addresses fit in 53 bits */
-    if (lua_pcall(L, 3, 1, 0) != 0) {
-        gh_log(GH_LOG_ERROR, "lua: %s", lua_tostring(L, -1));
-        lua_pop(L, 1);
-        return -1;
-    }
-    r->lua.state = luaL_ref(L, LUA_REGISTRYINDEX);
-    return 0;
 }
 
 /* Lua ran for this request and stopped: no call may think it still runs. */
@@ -243,8 +243,9 @@ gh_phase_rc gh_policy_phase(gh_req_t *r)
         runtime_field(vm, "run");
         lua_rawgeti(L, LUA_REGISTRYINDEX, r->lua.state);
         lua_rawgeti(L, LUA_REGISTRYINDEX, vm->policy[rt->order]);
-        lua_xmove(L, co, 3);
-        nargs = 2;
+        push_request(L, r);
+        lua_xmove(L, co, 6);
+        nargs = 5;
     } else {
         lua_rawgeti(L, LUA_REGISTRYINDEX, r->lua.co);
         co = lua_tothread(L, -1);
@@ -254,7 +255,7 @@ gh_phase_rc gh_policy_phase(gh_req_t *r)
     gh_lua_vm_enter(vm, budget_left(vm, r));
     int st = lua_resume(co, nargs);
     r->lua.used_ns += gh_lua_vm_leave(vm, &expired);
-    clear_current(vm);
+    if (st > LUA_YIELD || expired) clear_current(vm); /* a normal end clears it itself */
     if (expired) { /* whatever the code did with the error, the run failed */
         const char *m = st > LUA_YIELD ? lua_tostring(co, -1) : NULL;
         return policy_failed(
@@ -295,12 +296,13 @@ int gh_policy_on_response(gh_req_t *r, const gh_head_t *h, int status)
     runtime_field(vm, "response");
     lua_rawgeti(L, LUA_REGISTRYINDEX, r->lua.state);
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->on_response[rt->order]);
+    push_request(L, r);
     bool expired;
     gh_lua_vm_enter(vm, budget_left(vm, r));
-    int st = lua_pcall(L, 2, 0, 0);
+    int st = lua_pcall(L, 5, 0, 0);
     r->lua.used_ns += gh_lua_vm_leave(vm, &expired);
-    clear_current(vm);
     if (st == 0 && !expired) return 0;
+    clear_current(vm);
     if (st == 0) lua_pushstring(L, "exceeded its time budget (lua.budget)");
     gh_log(GH_LOG_ERROR, "on_response of route %s (%s:%d) failed: %s (request_id=%s)", rt->name,
            rt->file, rt->line, lua_tostring(L, -1), r->id);

@@ -391,7 +391,13 @@ end
 
 function R.ctx()
   local st = R.current
-  return st and st.ctx
+  if not st then return nil end
+  local ctx = st.ctx
+  if not ctx then
+    ctx = {}
+    st.ctx = ctx
+  end
+  return ctx
 end
 
 function R.header_ok(name, value)
@@ -405,18 +411,20 @@ end
 ---------------------------------------------------------------------------
 -- Entry points for lua_policy.c (and the test harness).
 
--- A request's state: its req, claims (nil without auth) and ctx. addr is
--- the request's address as a number, when the caller has it: casting a
--- number compiles, casting a light userdata does not.
+-- Fills a request's state table: its req, and claims (nil without auth);
+-- ctx is made on first use. addr is the request's address as a number,
+-- when the caller has it: casting a number compiles, a light userdata not.
 local req_ptr_t = ffi.typeof("gh_req_t *")
-function R.state(lud, with_claims, addr)
+local function fill(st, lud, with_claims, addr)
   local r = ffi.cast(req_ptr_t, addr or lud)
-  return {
-    req = new_req(r, lud),
-    claims = with_claims and new_claims(r, lud) or nil,
-    ctx = {},
-    lud = lud,
-  }
+  st.req = new_req(r, lud)
+  if with_claims then st.claims = new_claims(r, lud) end
+  st.lud = lud
+  return st
+end
+
+function R.state(lud, with_claims, addr)
+  return fill({ ctx = {} }, lud, with_claims, addr)
 end
 
 local ACTION = { deny = 1, redirect = 2, respond = 3 }
@@ -436,8 +444,10 @@ function R.result(st, ret)
     o.headers, o.scope
 end
 
--- The body of a request's policy coroutine.
-function R.run(st, policy)
+-- The body of a request's policy coroutine. st is the request's state
+-- table, filled here on first use (lua_policy.c makes it empty).
+function R.run(st, policy, lud, with_claims, addr)
+  if not st.req then fill(st, lud, with_claims, addr) end
   st.co = coroutine.running()
   st.phase = "policy"
   st.policy = policy
@@ -448,7 +458,8 @@ function R.run(st, policy)
 end
 
 -- Runs on_response(res, claims) for a request (no waiting).
-function R.response(st, fn)
+function R.response(st, fn, lud, with_claims, addr)
+  if not st.req then fill(st, lud, with_claims, addr) end
   st.co = nil
   st.phase = "response"
   st.on_response = fn
@@ -459,11 +470,17 @@ function R.response(st, fn)
 end
 
 -- The request has ended: objects a policy kept hold no pointer to it.
-function R.finish(st)
-  for _, o in pairs { st.req, st.claims, st.res } do
+local function forget(o)
+  if o then
     rawset(o, "_r", nil)
     rawset(o, "_lud", nil)
   end
+end
+
+function R.finish(st)
+  forget(st.req)
+  forget(st.claims)
+  forget(st.res)
   if R.current == st then R.current = nil end
 end
 
