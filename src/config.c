@@ -581,26 +581,10 @@ static int issuer_keys(ctx_t *c, const gh_config_t *cfg, int idx, gh_issuer_t *i
     return rc ? fail(c, keys, "issuer '%s': %s", is->name, why) : 0;
 }
 
-/* Reads one issuer table (at the top of the stack). */
-/* One role path: "a.b" (split on dots) or { "a", "b.c" } (segments whole). */
+/* One role path, at the top of the stack. */
 static int parse_role_path(ctx_t *c, gh_issuer_t *is, const char *const *keys)
 {
-    lua_State *L = c->L;
-    if (lua_type(L, -1) == LUA_TSTRING) {
-        if (gh_role_paths_add_dotted(&is->roles, lua_tostring(L, -1)) == 0) return 0;
-    } else if (lua_istable(L, -1)) {
-        const char *seg[32];
-        size_t n = lua_objlen(L, -1), count = 0;
-        for (lua_pushnil(L); lua_next(L, -2); lua_pop(L, 1)) count++;
-        bool ok = n > 0 && n <= 32 && count == n;
-        for (size_t i = 0; ok && i < n; i++) {
-            lua_rawgeti(L, -1, (int)i + 1);
-            seg[i] = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-            ok = seg[i] != NULL;
-            lua_pop(L, 1); /* the string stays alive in the table */
-        }
-        if (ok && gh_role_paths_add(&is->roles, seg, n) == 0) return 0;
-    }
+    if (gh_lua_role_path_add(c->L, &is->roles) == 0) return 0;
     return fail(c, keys,
                 "each role path is \"a.b.c\" or a list of segments such as "
                 "{ \"resource_access\", \"orders.api\", \"roles\" }, with no empty segment");
@@ -631,6 +615,7 @@ static int parse_roles(ctx_t *c, int idx, gh_issuer_t *is, const char *name)
     return rc;
 }
 
+/* Reads one issuer table (at the top of the stack). */
 static int parse_issuer(ctx_t *c, const gh_config_t *cfg, const char *name, gh_issuer_t *is)
 {
     static const char *const allowed[] = {

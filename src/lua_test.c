@@ -208,20 +208,7 @@ static int l_test_claims(lua_State *L)
         luaL_checktype(L, 3, LUA_TTABLE);
         for (int i = 1; !rc && i <= (int)lua_objlen(L, 3); i++) {
             lua_rawgeti(L, 3, i);
-            if (lua_type(L, -1) == LUA_TSTRING) {
-                rc = gh_role_paths_add_dotted(&o->roles, lua_tostring(L, -1));
-            } else if (lua_istable(L, -1)) {
-                const char *seg[32];
-                size_t n = lua_objlen(L, -1);
-                for (size_t k = 0; k < n && k < 32; k++) {
-                    lua_rawgeti(L, -1, (int)k + 1);
-                    seg[k] = lua_tostring(L, -1);
-                    lua_pop(L, 1);
-                }
-                rc = n > 32 || gh_role_paths_add(&o->roles, seg, n);
-            } else {
-                rc = -1;
-            }
+            rc = gh_lua_role_path_add(L, &o->roles);
             lua_pop(L, 1);
         }
     }

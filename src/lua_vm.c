@@ -70,6 +70,23 @@ fail:
     return -1;
 }
 
+int gh_lua_role_path_add(lua_State *L, gh_role_paths_t *p)
+{
+    if (lua_type(L, -1) == LUA_TSTRING) return gh_role_paths_add_dotted(p, lua_tostring(L, -1));
+    if (!lua_istable(L, -1)) return -1;
+    const char *seg[32];
+    size_t n = lua_objlen(L, -1), count = 0;
+    for (lua_pushnil(L); lua_next(L, -2); lua_pop(L, 1)) count++;
+    if (n == 0 || n > 32 || count != n) return -1;
+    for (size_t i = 0; i < n; i++) {
+        lua_rawgeti(L, -1, (int)i + 1);
+        seg[i] = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+        lua_pop(L, 1); /* the string stays alive in the table */
+        if (!seg[i]) return -1;
+    }
+    return gh_role_paths_add(p, seg, n);
+}
+
 /* Keeps the function in field name of the table on top, or LUA_NOREF. */
 static int ref_field(lua_State *L, const char *name)
 {

@@ -11,6 +11,8 @@
 
 #include <lua.h>
 
+#include "claims.h"
+
 typedef struct {
     double budget; /* seconds of Lua run time per request; 0: unlimited */
     bool jit;      /* compile route code too (its loops then cannot be interrupted) */
@@ -31,6 +33,11 @@ lua_State *gh_lua_state_new(const gh_lua_conf_t *conf, const char *routes_dir, c
  * (file:line) in err and the stack as it was. */
 int gh_lua_run_route_file(lua_State *L, const gh_lua_conf_t *conf, const char *file, char *err,
                           size_t errlen);
+
+/* Appends the role path at the top of L's stack: "a.b.c" (split on dots)
+ * or a list of segments, each taken whole ({ "resource_access",
+ * "orders.api", "roles" }). Returns 0, or -1 for anything else. */
+int gh_lua_role_path_add(lua_State *L, gh_role_paths_t *p);
 
 typedef struct gh_lua_vm_s {
     lua_State *L;
