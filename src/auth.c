@@ -6,6 +6,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "revoke.h"
 #include "token_cache.h"
 #include "worker.h"
 
@@ -119,8 +120,12 @@ static void claims_cleanup(void *claims)
     json_decref(claims);
 }
 
-/* Keeps claims (a reference the request now owns) for later phases. */
-static gh_phase_rc accept_claims(gh_req_t *r, json_t *claims)
+static gh_phase_rc unavailable(gh_req_t *r, const gh_issuer_t *is, const char *why, int retry);
+
+/* Keeps claims (a reference the request now owns) for later phases, unless
+ * the token has been revoked since it was issued (checked on every use, as
+ * a cached token may have been revoked after it was cached). */
+static gh_phase_rc accept_claims(gh_req_t *r, json_t *claims, double now)
 {
     if (gh_arena_cleanup_add(r->arena, claims_cleanup, claims) != 0) {
         json_decref(claims);
@@ -128,6 +133,10 @@ static gh_phase_rc accept_claims(gh_req_t *r, json_t *claims)
         return GH_PHASE_STOP;
     }
     const gh_issuer_t *is = &r->cfg->issuers[r->route->issuer];
+    gh_revoke_status rs = gh_revoke_check(claims, now);
+    if (rs == GH_REVOKE_REVOKED) return refuse(r, is, 401, "invalid_token", "token revoked");
+    if (rs == GH_REVOKE_UNKNOWN)
+        return unavailable(r, is, "the revocation list is not available (revocation.on_error)", 5);
     r->claims = claims;
     r->roles = &is->roles;
     r->realm = is->realm;
@@ -220,7 +229,7 @@ gh_phase_rc gh_auth_phase(gh_req_t *r)
     json_t *claims = gh_token_cache_get(r->w->tokens, is, ks->gen, f.tok, f.len, now);
     if (claims) {
         gh_keyset_release(ks);
-        return accept_claims(r, claims);
+        return accept_claims(r, claims, now);
     }
     gh_jwt_t t;
     gh_jwt_status st = gh_jwt_decode(f.tok, f.len, &is->policy, &t);
@@ -235,7 +244,7 @@ gh_phase_rc gh_auth_phase(gh_req_t *r)
         } else {
             claims = json_incref(t.claims);
             gh_token_cache_put(r->w->tokens, is, ks->gen, f.tok, f.len, claims, t.exp);
-            rc = accept_claims(r, claims);
+            rc = accept_claims(r, claims, now);
         }
     }
     gh_jwt_clear(&t);

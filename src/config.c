@@ -13,19 +13,10 @@
 #include <string.h>
 #include <uv.h>
 
+#include "config_read.h"
 #include "http_client.h"
 
 #define MAX_PATH_KEYS 4
-
-/* Everything a failure needs to say where it happened. */
-typedef struct {
-    lua_State *L;
-    const char *file; /* the file being read */
-    char *src;        /* its text, for finding a key's line */
-    char *err;
-    size_t errlen;
-    long from; /* where in src the table being read starts (a route's gh.route) */
-} ctx_t;
 
 static char *read_file(const char *path)
 {
@@ -68,7 +59,7 @@ static long find_key(const char *src, long from, const char *key)
     return -1;
 }
 
-static int line_of(const ctx_t *c, const char *const *keys)
+static int line_of(const gh_cfg_ctx_t *c, const char *const *keys)
 {
     if (!c->src) return 1;
     long pos = c->from, found = c->from;
@@ -84,9 +75,7 @@ static int line_of(const ctx_t *c, const char *const *keys)
 }
 
 /* Writes "file:line: message" for the key path and returns -1. */
-static int fail(ctx_t *c, const char *const *keys, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(ctx_t *c, const char *const *keys, const char *fmt, ...)
+int gh_cfg_fail(gh_cfg_ctx_t *c, const char *const *keys, const char *fmt, ...)
 {
     int n = snprintf(c->err, c->errlen, "%s:%d: ", c->file, line_of(c, keys));
     if (n < 0 || (size_t)n >= c->errlen) return -1;
@@ -98,7 +87,7 @@ static int fail(ctx_t *c, const char *const *keys, const char *fmt, ...)
 }
 
 /* Refuses any key of the table at idx not in allowed (typos are errors). */
-static int check_keys(ctx_t *c, int idx, const char *const *allowed, const char *const *where)
+int gh_cfg_keys(gh_cfg_ctx_t *c, int idx, const char *const *allowed, const char *const *where)
 {
     lua_State *L = c->L;
     lua_pushnil(L);
@@ -106,15 +95,15 @@ static int check_keys(ctx_t *c, int idx, const char *const *allowed, const char 
         lua_pop(L, 1);
         if (lua_type(L, -1) != LUA_TSTRING) {
             lua_pop(L, 1);
-            return fail(c, where, "unexpected non-string key in %s",
-                        where[0] ? where[0] : "config");
+            return gh_cfg_fail(c, where, "unexpected non-string key in %s",
+                               where[0] ? where[0] : "config");
         }
         const char *k = lua_tostring(L, -1);
         int ok = 0;
         for (int i = 0; allowed[i]; i++) ok |= strcmp(k, allowed[i]) == 0;
         if (!ok) {
             const char *keys[] = {k, NULL};
-            fail(c, keys, "unknown key '%s'", k);
+            gh_cfg_fail(c, keys, "unknown key '%s'", k);
             lua_pop(L, 1);
             return -1;
         }
@@ -124,8 +113,8 @@ static int check_keys(ctx_t *c, int idx, const char *const *allowed, const char 
 
 /* Reads a number field into *out (keeping the default when absent) and
  * checks it lies in [min, max]. */
-static int get_number(ctx_t *c, int idx, const char *key, double min, double max, double *out,
-                      const char *parent)
+int gh_cfg_number(gh_cfg_ctx_t *c, int idx, const char *key, double min, double max, double *out,
+                  const char *parent)
 {
     const char *keys[] = {parent ? parent : key, parent ? key : NULL, NULL};
     lua_getfield(c->L, idx, key);
@@ -133,20 +122,21 @@ static int get_number(ctx_t *c, int idx, const char *key, double min, double max
     if (t == LUA_TNUMBER) *out = lua_tonumber(c->L, -1);
     lua_pop(c->L, 1);
     if (t == LUA_TNIL) return 0;
-    if (t != LUA_TNUMBER) return fail(c, keys, "'%s' must be a number", key);
+    if (t != LUA_TNUMBER) return gh_cfg_fail(c, keys, "'%s' must be a number", key);
     if (!(*out >= min && *out <= max)) /* NaN too */
-        return fail(c, keys, "'%s' must be between %g and %g, got %g", key, min, max, *out);
+        return gh_cfg_fail(c, keys, "'%s' must be between %g and %g, got %g", key, min, max, *out);
     return 0;
 }
 
 /* Reads an optional string field: a malloc'd copy in *out, NULL when absent. */
-static int get_string(ctx_t *c, int idx, const char *key, char **out, const char *const *keys)
+int gh_cfg_string(gh_cfg_ctx_t *c, int idx, const char *key, char **out, const char *const *keys)
 {
     lua_getfield(c->L, idx, key);
     int t = lua_type(c->L, -1);
     if (t == LUA_TSTRING) *out = strdup(lua_tostring(c->L, -1));
     lua_pop(c->L, 1);
-    if (t != LUA_TNIL && t != LUA_TSTRING) return fail(c, keys, "'%s' must be a string", key);
+    if (t != LUA_TNIL && t != LUA_TSTRING)
+        return gh_cfg_fail(c, keys, "'%s' must be a string", key);
     return 0;
 }
 
@@ -195,7 +185,7 @@ int gh_config_parse_addr(const char *text, bool passive, struct sockaddr_storage
 }
 
 /* Reads a list of strings at key into a malloc'd array of malloc'd strings. */
-static int get_string_list(ctx_t *c, int idx, const char *key, char ***out, size_t *n,
+static int get_string_list(gh_cfg_ctx_t *c, int idx, const char *key, char ***out, size_t *n,
                            const char *const *keys)
 {
     lua_State *L = c->L;
@@ -215,7 +205,7 @@ static int get_string_list(ctx_t *c, int idx, const char *key, char ***out, size
     }
     if (!lua_istable(L, -1)) {
         lua_pop(L, 1);
-        return fail(c, keys, "'%s' must be a list of strings", key);
+        return gh_cfg_fail(c, keys, "'%s' must be a list of strings", key);
     }
     size_t len = lua_objlen(L, -1);
     *out = calloc(len ? len : 1, sizeof(char *));
@@ -223,7 +213,7 @@ static int get_string_list(ctx_t *c, int idx, const char *key, char ***out, size
         lua_rawgeti(L, -1, (int)i);
         if (lua_type(L, -1) != LUA_TSTRING) {
             lua_pop(L, 2);
-            return fail(c, keys, "'%s' item %zu must be a string", key, i);
+            return gh_cfg_fail(c, keys, "'%s' item %zu must be a string", key, i);
         }
         (*out)[(*n)++] = strdup(lua_tostring(L, -1));
         lua_pop(L, 1);
@@ -238,7 +228,7 @@ static void free_list(char **l, size_t n)
     free(l);
 }
 
-static int parse_listen(ctx_t *c, int idx, gh_config_t *cfg)
+static int parse_listen(gh_cfg_ctx_t *c, int idx, gh_config_t *cfg)
 {
     const char *keys[] = {"listen", NULL};
     char **list;
@@ -246,7 +236,8 @@ static int parse_listen(ctx_t *c, int idx, gh_config_t *cfg)
     if (get_string_list(c, idx, "listen", &list, &n, keys)) return -1;
     if (n == 0) {
         free(list);
-        return fail(c, keys, "'listen' must name at least one address, e.g. \"127.0.0.1:8080\"");
+        return gh_cfg_fail(c, keys,
+                           "'listen' must name at least one address, e.g. \"127.0.0.1:8080\"");
     }
     cfg->listen = calloc(n, sizeof(*cfg->listen));
     cfg->nlisten = n;
@@ -255,13 +246,13 @@ static int parse_listen(ctx_t *c, int idx, gh_config_t *cfg)
         char why[300];
         cfg->listen[i].text = list[i];
         if (!rc && gh_config_parse_addr(list[i], true, &cfg->listen[i].addr, why, sizeof(why)))
-            rc = fail(c, keys, "listen: %s", why);
+            rc = gh_cfg_fail(c, keys, "listen: %s", why);
     }
     free(list);
     return rc;
 }
 
-static int parse_workers(ctx_t *c, int idx, gh_config_t *cfg)
+static int parse_workers(gh_cfg_ctx_t *c, int idx, gh_config_t *cfg)
 {
     const char *keys[] = {"workers", NULL};
     lua_getfield(c->L, idx, "workers");
@@ -274,12 +265,12 @@ static int parse_workers(ctx_t *c, int idx, gh_config_t *cfg)
         return 0;
     }
     if (t != LUA_TNUMBER || v < 1 || v > 256 || v != (int)v)
-        return fail(c, keys, "'workers' must be \"auto\" or an integer from 1 to 256");
+        return gh_cfg_fail(c, keys, "'workers' must be \"auto\" or an integer from 1 to 256");
     cfg->workers = (int)v;
     return 0;
 }
 
-static int parse_trusted(ctx_t *c, int idx, gh_config_t *cfg)
+static int parse_trusted(gh_cfg_ctx_t *c, int idx, gh_config_t *cfg)
 {
     const char *keys[] = {"trusted_proxies", NULL};
     char **list;
@@ -290,12 +281,13 @@ static int parse_trusted(ctx_t *c, int idx, gh_config_t *cfg)
     int rc = 0;
     for (size_t i = 0; i < n && !rc; i++)
         if (gh_cidr_parse(list[i], &cfg->trusted[i]) != 0)
-            rc = fail(c, keys, "trusted_proxies: '%s' is not an address or CIDR network", list[i]);
+            rc = gh_cfg_fail(c, keys, "trusted_proxies: '%s' is not an address or CIDR network",
+                             list[i]);
     free_list(list, n);
     return rc;
 }
 
-static int parse_limits(ctx_t *c, int idx, gh_limits_t *l)
+static int parse_limits(gh_cfg_ctx_t *c, int idx, gh_limits_t *l)
 {
     static const char *const allowed[] = {"max_uri",      "max_header_bytes", "max_headers",
                                           "max_body",     "header_timeout",   "body_timeout",
@@ -312,19 +304,19 @@ static int parse_limits(ctx_t *c, int idx, gh_limits_t *l)
     lua_getfield(c->L, idx, "limits");
     int t = lua_type(c->L, -1);
     int top = lua_gettop(c->L), rc = 0;
-    if (t != LUA_TNIL && t != LUA_TTABLE) rc = fail(c, keys, "'limits' must be a table");
+    if (t != LUA_TNIL && t != LUA_TTABLE) rc = gh_cfg_fail(c, keys, "'limits' must be a table");
     if (t == LUA_TTABLE && !rc) {
         double uri = (double)l->max_uri, hb = (double)l->max_header_bytes;
         double hn = (double)l->max_headers, body = (double)l->max_body;
-        rc = check_keys(c, top, allowed, keys) ||
-             get_number(c, top, "max_uri", 64, 65536, &uri, "limits") ||
-             get_number(c, top, "max_header_bytes", 1024, 65536, &hb, "limits") ||
-             get_number(c, top, "max_headers", 8, 1000, &hn, "limits") ||
-             get_number(c, top, "max_body", 0, 1e18, &body, "limits") ||
-             get_number(c, top, "header_timeout", 0.01, 3600, &l->header_timeout, "limits") ||
-             get_number(c, top, "body_timeout", 0.01, 3600, &l->body_timeout, "limits") ||
-             get_number(c, top, "idle_timeout", 0.01, 86400, &l->idle_timeout, "limits") ||
-             get_number(c, top, "drain_timeout", 0, 3600, &l->drain_timeout, "limits");
+        rc = gh_cfg_keys(c, top, allowed, keys) ||
+             gh_cfg_number(c, top, "max_uri", 64, 65536, &uri, "limits") ||
+             gh_cfg_number(c, top, "max_header_bytes", 1024, 65536, &hb, "limits") ||
+             gh_cfg_number(c, top, "max_headers", 8, 1000, &hn, "limits") ||
+             gh_cfg_number(c, top, "max_body", 0, 1e18, &body, "limits") ||
+             gh_cfg_number(c, top, "header_timeout", 0.01, 3600, &l->header_timeout, "limits") ||
+             gh_cfg_number(c, top, "body_timeout", 0.01, 3600, &l->body_timeout, "limits") ||
+             gh_cfg_number(c, top, "idle_timeout", 0.01, 86400, &l->idle_timeout, "limits") ||
+             gh_cfg_number(c, top, "drain_timeout", 0, 3600, &l->drain_timeout, "limits");
         l->max_uri = (size_t)uri, l->max_header_bytes = (size_t)hb;
         l->max_headers = (size_t)hn, l->max_body = (uint64_t)body;
     }
@@ -333,7 +325,7 @@ static int parse_limits(ctx_t *c, int idx, gh_limits_t *l)
 }
 
 /* Reads one upstream table (at the top of the stack) named name. */
-static int parse_upstream(ctx_t *c, const char *name, gh_upstream_conf_t *u)
+static int parse_upstream(gh_cfg_ctx_t *c, const char *name, gh_upstream_conf_t *u)
 {
     static const char *const allowed[] = {"targets",         "keepalive",    "keepalive_timeout",
                                           "connect_timeout", "read_timeout", NULL};
@@ -345,20 +337,22 @@ static int parse_upstream(ctx_t *c, const char *name, gh_upstream_conf_t *u)
     u->keepalive_timeout = 60;
     u->connect_timeout = 5;
     u->read_timeout = 60;
-    if (!lua_istable(c->L, top)) return fail(c, keys, "upstream '%s' must be a table", name);
+    if (!lua_istable(c->L, top)) return gh_cfg_fail(c, keys, "upstream '%s' must be a table", name);
     double ka = u->keepalive;
     char **list;
     size_t n;
-    if (check_keys(c, top, allowed, keys) || get_number(c, top, "keepalive", 0, 10000, &ka, name) ||
-        get_number(c, top, "keepalive_timeout", 0.01, 86400, &u->keepalive_timeout, name) ||
-        get_number(c, top, "connect_timeout", 0.01, 3600, &u->connect_timeout, name) ||
-        get_number(c, top, "read_timeout", 0.01, 86400, &u->read_timeout, name) ||
+    if (gh_cfg_keys(c, top, allowed, keys) ||
+        gh_cfg_number(c, top, "keepalive", 0, 10000, &ka, name) ||
+        gh_cfg_number(c, top, "keepalive_timeout", 0.01, 86400, &u->keepalive_timeout, name) ||
+        gh_cfg_number(c, top, "connect_timeout", 0.01, 3600, &u->connect_timeout, name) ||
+        gh_cfg_number(c, top, "read_timeout", 0.01, 86400, &u->read_timeout, name) ||
         get_string_list(c, top, "targets", &list, &n, tkeys))
         return -1;
     u->keepalive = (unsigned)ka;
     if (n == 0) {
         free(list);
-        return fail(c, tkeys, "upstream '%s' needs at least one target (\"host:port\")", name);
+        return gh_cfg_fail(c, tkeys, "upstream '%s' needs at least one target (\"host:port\")",
+                           name);
     }
     u->targets = calloc(n, sizeof(*u->targets));
     u->ntargets = n;
@@ -367,13 +361,13 @@ static int parse_upstream(ctx_t *c, const char *name, gh_upstream_conf_t *u)
         char why[300];
         u->targets[i].text = list[i];
         if (!rc && gh_config_parse_addr(list[i], false, &u->targets[i].addr, why, sizeof(why)))
-            rc = fail(c, tkeys, "upstream '%s': %s", name, why);
+            rc = gh_cfg_fail(c, tkeys, "upstream '%s': %s", name, why);
     }
     free(list);
     return rc;
 }
 
-static int parse_upstreams(ctx_t *c, int idx, gh_config_t *cfg)
+static int parse_upstreams(gh_cfg_ctx_t *c, int idx, gh_config_t *cfg)
 {
     const char *keys[] = {"upstreams", NULL};
     lua_State *L = c->L;
@@ -384,7 +378,7 @@ static int parse_upstreams(ctx_t *c, int idx, gh_config_t *cfg)
     }
     if (!lua_istable(L, -1)) {
         lua_pop(L, 1);
-        return fail(c, keys, "'upstreams' must be a table of name = { targets = {...} }");
+        return gh_cfg_fail(c, keys, "'upstreams' must be a table of name = { targets = {...} }");
     }
     int t = lua_gettop(L);
     size_t n = 0;
@@ -393,7 +387,7 @@ static int parse_upstreams(ctx_t *c, int idx, gh_config_t *cfg)
     int rc = 0;
     for (lua_pushnil(L); !rc && lua_next(L, t); lua_pop(L, 1)) {
         if (lua_type(L, -2) != LUA_TSTRING) {
-            rc = fail(c, keys, "upstream names must be strings");
+            rc = gh_cfg_fail(c, keys, "upstream names must be strings");
             break;
         }
         rc = parse_upstream(c, lua_tostring(L, -2), &cfg->upstreams[cfg->nupstreams++]);
@@ -402,13 +396,14 @@ static int parse_upstreams(ctx_t *c, int idx, gh_config_t *cfg)
     return rc;
 }
 
-static int get_bool(ctx_t *c, int idx, const char *key, bool *out, const char *const *keys)
+int gh_cfg_bool(gh_cfg_ctx_t *c, int idx, const char *key, bool *out, const char *const *keys)
 {
     lua_getfield(c->L, idx, key);
     int t = lua_type(c->L, -1);
     if (t == LUA_TBOOLEAN) *out = lua_toboolean(c->L, -1);
     lua_pop(c->L, 1);
-    if (t != LUA_TNIL && t != LUA_TBOOLEAN) return fail(c, keys, "'%s' must be true or false", key);
+    if (t != LUA_TNIL && t != LUA_TBOOLEAN)
+        return gh_cfg_fail(c, keys, "'%s' must be true or false", key);
     return 0;
 }
 
@@ -422,7 +417,7 @@ static void resolve(const gh_config_t *cfg, const char *rel, char *out, size_t c
         snprintf(out, cap, "%.*s/%s", (int)(slash - cfg->path), cfg->path, rel);
 }
 
-static int parse_algorithms(ctx_t *c, int idx, gh_issuer_t *is, const char *const *where)
+static int parse_algorithms(gh_cfg_ctx_t *c, int idx, gh_issuer_t *is, const char *const *where)
 {
     const char *keys[] = {where[0], where[1], "algorithms", NULL};
     char **list;
@@ -432,10 +427,10 @@ static int parse_algorithms(ctx_t *c, int idx, gh_issuer_t *is, const char *cons
     for (size_t i = 0; i < n && !rc; i++) {
         int a = gh_jwt_alg_parse(list[i], strlen(list[i]));
         if (a < 0)
-            rc = fail(c, keys,
-                      "unknown algorithm '%s' (HS256/384/512, RS256/384/512, "
-                      "PS256/384/512, ES256/384/512, EdDSA; never none)",
-                      list[i]);
+            rc = gh_cfg_fail(c, keys,
+                             "unknown algorithm '%s' (HS256/384/512, RS256/384/512, "
+                             "PS256/384/512, ES256/384/512, EdDSA; never none)",
+                             list[i]);
         else
             is->algorithms |= 1u << a;
     }
@@ -444,25 +439,27 @@ static int parse_algorithms(ctx_t *c, int idx, gh_issuer_t *is, const char *cons
 }
 
 /* token = { header = true, cookie = "name", query = "name" } */
-static int parse_token_sources(ctx_t *c, int idx, gh_issuer_t *is, const char *const *keys)
+static int parse_token_sources(gh_cfg_ctx_t *c, int idx, gh_issuer_t *is, const char *const *keys)
 {
     static const char *const allowed[] = {"header", "cookie", "query", NULL};
     lua_getfield(c->L, idx, "token");
     int t = lua_gettop(c->L), rc = 0;
     if (lua_istable(c->L, t)) {
         is->from_header = false;
-        rc = check_keys(c, t, allowed, keys) || get_bool(c, t, "header", &is->from_header, keys) ||
-             get_string(c, t, "cookie", &is->cookie, keys) ||
-             get_string(c, t, "query", &is->query, keys);
+        rc = gh_cfg_keys(c, t, allowed, keys) ||
+             gh_cfg_bool(c, t, "header", &is->from_header, keys) ||
+             gh_cfg_string(c, t, "cookie", &is->cookie, keys) ||
+             gh_cfg_string(c, t, "query", &is->query, keys);
     } else if (!lua_isnil(c->L, t)) {
-        rc = fail(c, keys, "'token' must be a table like { header = true, cookie = \"name\" }");
+        rc = gh_cfg_fail(c, keys,
+                         "'token' must be a table like { header = true, cookie = \"name\" }");
     }
     lua_settop(c->L, t - 1);
     return rc ? -1 : 0;
 }
 
 /* jwks = { refresh = ..., startup = "wait" | "503", ca_file = ... } */
-static int remote_options(ctx_t *c, const gh_config_t *cfg, int idx, gh_issuer_t *is,
+static int remote_options(gh_cfg_ctx_t *c, const gh_config_t *cfg, int idx, gh_issuer_t *is,
                           const char *const *where)
 {
     static const char *const allowed[] = {
@@ -478,18 +475,20 @@ static int remote_options(ctx_t *c, const gh_config_t *cfg, int idx, gh_issuer_t
         return 0;
     }
     if (!lua_istable(c->L, t)) {
-        rc = fail(c, keys, "'jwks' must be a table like { refresh = 300, startup = \"wait\" }");
+        rc = gh_cfg_fail(c, keys,
+                         "'jwks' must be a table like { refresh = 300, startup = \"wait\" }");
     } else {
-        rc = check_keys(c, t, allowed, keys) ||
-             get_number(c, t, "refresh", 1, 86400, &k->refresh, "jwks") ||
-             get_number(c, t, "refresh_min", 1, 86400, &k->refresh_min, "jwks") ||
-             get_number(c, t, "refresh_max", 1, 86400, &k->refresh_max, "jwks") ||
-             get_number(c, t, "cooldown", 0, 3600, &k->cooldown, "jwks") ||
-             get_number(c, t, "negative_ttl", 0, 86400, &k->negative_ttl, "jwks") ||
-             get_number(c, t, "timeout", 0.1, 120, &k->timeout, "jwks") ||
-             get_number(c, t, "wait", 0, 60, &k->wait, "jwks") ||
-             get_number(c, t, "startup_timeout", 1, 3600, &k->startup_timeout, "jwks") ||
-             get_string(c, t, "startup", &startup, keys) || get_string(c, t, "ca_file", &ca, keys);
+        rc = gh_cfg_keys(c, t, allowed, keys) ||
+             gh_cfg_number(c, t, "refresh", 1, 86400, &k->refresh, "jwks") ||
+             gh_cfg_number(c, t, "refresh_min", 1, 86400, &k->refresh_min, "jwks") ||
+             gh_cfg_number(c, t, "refresh_max", 1, 86400, &k->refresh_max, "jwks") ||
+             gh_cfg_number(c, t, "cooldown", 0, 3600, &k->cooldown, "jwks") ||
+             gh_cfg_number(c, t, "negative_ttl", 0, 86400, &k->negative_ttl, "jwks") ||
+             gh_cfg_number(c, t, "timeout", 0.1, 120, &k->timeout, "jwks") ||
+             gh_cfg_number(c, t, "wait", 0, 60, &k->wait, "jwks") ||
+             gh_cfg_number(c, t, "startup_timeout", 1, 3600, &k->startup_timeout, "jwks") ||
+             gh_cfg_string(c, t, "startup", &startup, keys) ||
+             gh_cfg_string(c, t, "ca_file", &ca, keys);
     }
     if (!rc && startup) {
         if (strcmp(startup, "wait") == 0)
@@ -497,14 +496,14 @@ static int remote_options(ctx_t *c, const gh_config_t *cfg, int idx, gh_issuer_t
         else if (strcmp(startup, "503") == 0)
             k->startup = GH_KEYS_START_503;
         else
-            rc = fail(c, keys, "'startup' must be \"wait\" or \"503\", got '%s'", startup);
+            rc = gh_cfg_fail(c, keys, "'startup' must be \"wait\" or \"503\", got '%s'", startup);
     }
     if (!rc && ca) {
         char path[4096];
         resolve(cfg, ca, path, sizeof(path));
         FILE *f = fopen(path, "r");
         if (!f)
-            rc = fail(c, keys, "cannot read ca_file '%s': %s", path, strerror(errno));
+            rc = gh_cfg_fail(c, keys, "cannot read ca_file '%s': %s", path, strerror(errno));
         else
             fclose(f), k->ca_file = strdup(path);
     }
@@ -515,40 +514,42 @@ static int remote_options(ctx_t *c, const gh_config_t *cfg, int idx, gh_issuer_t
 }
 
 /* jwks_url = "https://..." or discovery = true (<issuer>/.well-known/...). */
-static int remote_keys(ctx_t *c, const gh_config_t *cfg, int idx, gh_issuer_t *is, const char *kind,
-                       const char *const *keys)
+static int remote_keys(gh_cfg_ctx_t *c, const gh_config_t *cfg, int idx, gh_issuer_t *is,
+                       const char *kind, const char *const *keys)
 {
     char why[512];
     gh_url_t u;
     is->remote = true;
     if (strcmp(kind, "jwks_url") == 0) {
-        if (get_string(c, idx, kind, &is->remote_conf.jwks_url, keys)) return -1;
-        if (!is->remote_conf.jwks_url) return fail(c, keys, "'jwks_url' must be a string");
+        if (gh_cfg_string(c, idx, kind, &is->remote_conf.jwks_url, keys)) return -1;
+        if (!is->remote_conf.jwks_url) return gh_cfg_fail(c, keys, "'jwks_url' must be a string");
         if (gh_url_parse(is->remote_conf.jwks_url, &u, why, sizeof(why)))
-            return fail(c, keys, "issuer '%s': jwks_url: %s", is->name, why);
+            return gh_cfg_fail(c, keys, "issuer '%s': jwks_url: %s", is->name, why);
     } else {
         bool on = false;
-        if (get_bool(c, idx, kind, &on, keys)) return -1;
-        if (!on) return fail(c, keys, "issuer '%s': 'discovery' is true or absent", is->name);
+        if (gh_cfg_bool(c, idx, kind, &on, keys)) return -1;
+        if (!on)
+            return gh_cfg_fail(c, keys, "issuer '%s': 'discovery' is true or absent", is->name);
         if (!is->issuer)
-            return fail(c, keys, "issuer '%s': discovery needs 'issuer' (the realm URL)", is->name);
+            return gh_cfg_fail(c, keys, "issuer '%s': discovery needs 'issuer' (the realm URL)",
+                               is->name);
         size_t n = strlen(is->issuer);
         while (n && is->issuer[n - 1] == '/') n--;
         static const char suffix[] = "/.well-known/openid-configuration";
         char *url = malloc(n + sizeof(suffix));
-        if (!url) return fail(c, keys, "out of memory");
+        if (!url) return gh_cfg_fail(c, keys, "out of memory");
         memcpy(url, is->issuer, n);
         memcpy(url + n, suffix, sizeof(suffix));
         is->remote_conf.discovery_url = url;
         if (gh_url_parse(url, &u, why, sizeof(why)))
-            return fail(c, keys, "issuer '%s': discovery needs an http(s) issuer URL: %s", is->name,
-                        why);
+            return gh_cfg_fail(c, keys, "issuer '%s': discovery needs an http(s) issuer URL: %s",
+                               is->name, why);
     }
     return remote_options(c, cfg, idx, is, keys);
 }
 
 /* Exactly one key source; loads it. */
-static int issuer_keys(ctx_t *c, const gh_config_t *cfg, int idx, gh_issuer_t *is,
+static int issuer_keys(gh_cfg_ctx_t *c, const gh_config_t *cfg, int idx, gh_issuer_t *is,
                        const char *const *keys)
 {
     static const char *const kinds[] = {"secret",   "secret_file", "pem_file", "jwks_file",
@@ -559,8 +560,8 @@ static int issuer_keys(ctx_t *c, const gh_config_t *cfg, int idx, gh_issuer_t *i
         bool present = !lua_isnil(c->L, -1);
         lua_pop(c->L, 1);
         if (present && kind)
-            return fail(c, keys, "issuer '%s' has both '%s' and '%s': give one key source",
-                        is->name, kind, kinds[i]);
+            return gh_cfg_fail(c, keys, "issuer '%s' has both '%s' and '%s': give one key source",
+                               is->name, kind, kinds[i]);
         if (present) kind = kinds[i];
     }
     lua_getfield(c->L, idx, "jwks");
@@ -569,29 +570,29 @@ static int issuer_keys(ctx_t *c, const gh_config_t *cfg, int idx, gh_issuer_t *i
     if (kind && (!strcmp(kind, "jwks_url") || !strcmp(kind, "discovery")))
         return remote_keys(c, cfg, idx, is, kind, keys);
     if (options)
-        return fail(c, keys, "issuer '%s': 'jwks' options apply only to jwks_url or discovery",
-                    is->name);
+        return gh_cfg_fail(
+            c, keys, "issuer '%s': 'jwks' options apply only to jwks_url or discovery", is->name);
     if (!kind) return 0; /* gh_issuer_finish names what is missing */
     char *value = NULL, path[4096], why[512];
-    if (get_string(c, idx, kind, &value, keys)) return -1;
-    if (!value) return fail(c, keys, "'%s' must be a string", kind);
+    if (gh_cfg_string(c, idx, kind, &value, keys)) return -1;
+    if (!value) return gh_cfg_fail(c, keys, "'%s' must be a string", kind);
     if (strcmp(kind, "secret") != 0) resolve(cfg, value, path, sizeof(path));
     int rc = gh_issuer_load_keys(is, kind, strcmp(kind, "secret") ? path : value, why, sizeof(why));
     free(value);
-    return rc ? fail(c, keys, "issuer '%s': %s", is->name, why) : 0;
+    return rc ? gh_cfg_fail(c, keys, "issuer '%s': %s", is->name, why) : 0;
 }
 
 /* One role path, at the top of the stack. */
-static int parse_role_path(ctx_t *c, gh_issuer_t *is, const char *const *keys)
+static int parse_role_path(gh_cfg_ctx_t *c, gh_issuer_t *is, const char *const *keys)
 {
     if (gh_lua_role_path_add(c->L, &is->roles) == 0) return 0;
-    return fail(c, keys,
-                "each role path is \"a.b.c\" or a list of segments such as "
-                "{ \"resource_access\", \"orders.api\", \"roles\" }, with no empty segment");
+    return gh_cfg_fail(c, keys,
+                       "each role path is \"a.b.c\" or a list of segments such as "
+                       "{ \"resource_access\", \"orders.api\", \"roles\" }, with no empty segment");
 }
 
 /* roles = { "realm_access.roles", { "resource_access", "orders.api", "roles" } } */
-static int parse_roles(ctx_t *c, int idx, gh_issuer_t *is, const char *name)
+static int parse_roles(gh_cfg_ctx_t *c, int idx, gh_issuer_t *is, const char *name)
 {
     const char *keys[] = {"issuers", name, "roles", NULL};
     lua_State *L = c->L;
@@ -600,12 +601,12 @@ static int parse_roles(ctx_t *c, int idx, gh_issuer_t *is, const char *name)
     if (lua_isnil(L, t)) {
         rc = gh_role_paths_default(&is->roles);
     } else if (!lua_istable(L, t)) {
-        rc = fail(c, keys, "'roles' must be a list of role paths");
+        rc = gh_cfg_fail(c, keys, "'roles' must be a list of role paths");
     } else {
         size_t n = lua_objlen(L, t), count = 0;
         for (lua_pushnil(L); lua_next(L, t); lua_pop(L, 1)) count++;
         if (n == 0 || count != n)
-            rc = fail(c, keys, "'roles' must be a non-empty list of role paths");
+            rc = gh_cfg_fail(c, keys, "'roles' must be a non-empty list of role paths");
         for (size_t i = 1; i <= n && !rc; i++) {
             lua_rawgeti(L, t, (int)i);
             rc = parse_role_path(c, is, keys);
@@ -616,7 +617,7 @@ static int parse_roles(ctx_t *c, int idx, gh_issuer_t *is, const char *name)
 }
 
 /* Reads one issuer table (at the top of the stack). */
-static int parse_issuer(ctx_t *c, const gh_config_t *cfg, const char *name, gh_issuer_t *is)
+static int parse_issuer(gh_cfg_ctx_t *c, const gh_config_t *cfg, const char *name, gh_issuer_t *is)
 {
     static const char *const allowed[] = {
         "issuer",    "audience",  "algorithms", "clock_skew", "required_claims",  "require_exp",
@@ -626,17 +627,17 @@ static int parse_issuer(ctx_t *c, const gh_config_t *cfg, const char *name, gh_i
     const char *keys[] = {"issuers", name, NULL};
     int top = lua_gettop(c->L);
     gh_issuer_init(is, name);
-    if (!lua_istable(c->L, top)) return fail(c, keys, "issuer '%s' must be a table", name);
+    if (!lua_istable(c->L, top)) return gh_cfg_fail(c, keys, "issuer '%s' must be a table", name);
     double skew = 30, max_token = (double)is->max_token;
-    if (check_keys(c, top, allowed, keys) || get_string(c, top, "issuer", &is->issuer, keys) ||
-        get_string(c, top, "realm", &is->realm, keys) ||
+    if (gh_cfg_keys(c, top, allowed, keys) || gh_cfg_string(c, top, "issuer", &is->issuer, keys) ||
+        gh_cfg_string(c, top, "realm", &is->realm, keys) ||
         get_string_list(c, top, "audience", &is->audiences, &is->naud, keys) ||
         get_string_list(c, top, "authorized_party", &is->azps, &is->nazp, keys) ||
         get_string_list(c, top, "required_claims", &is->required, &is->nrequired, keys) ||
         parse_algorithms(c, top, is, keys) ||
-        get_number(c, top, "clock_skew", 0, 3600, &skew, name) ||
-        get_number(c, top, "max_token", 256, 65536, &max_token, name) ||
-        get_bool(c, top, "require_exp", &is->require_exp, keys) ||
+        gh_cfg_number(c, top, "clock_skew", 0, 3600, &skew, name) ||
+        gh_cfg_number(c, top, "max_token", 256, 65536, &max_token, name) ||
+        gh_cfg_bool(c, top, "require_exp", &is->require_exp, keys) ||
         parse_token_sources(c, top, is, keys) || parse_roles(c, top, is, name) ||
         issuer_keys(c, cfg, top, is, keys))
         return -1;
@@ -647,25 +648,25 @@ static int parse_issuer(ctx_t *c, const gh_config_t *cfg, const char *name, gh_i
     is->azp_lens = calloc(is->nazp ? is->nazp : 1, sizeof(size_t));
     for (size_t i = 0; i < is->nazp; i++) is->azp_lens[i] = strlen(is->azps[i]);
     char why[512];
-    if (gh_issuer_finish(is, why, sizeof(why))) return fail(c, keys, "%s", why);
+    if (gh_issuer_finish(is, why, sizeof(why))) return gh_cfg_fail(c, keys, "%s", why);
     return 0;
 }
 
-static int parse_issuers(ctx_t *c, int idx, gh_config_t *cfg)
+static int parse_issuers(gh_cfg_ctx_t *c, int idx, gh_config_t *cfg)
 {
     const char *keys[] = {"issuers", NULL};
     lua_State *L = c->L;
     lua_getfield(L, idx, "issuers");
     int t = lua_gettop(L), rc = 0;
     if (!lua_isnil(L, t) && !lua_istable(L, t))
-        rc = fail(c, keys, "'issuers' must be a table of name = { issuer = ..., ... }");
+        rc = gh_cfg_fail(c, keys, "'issuers' must be a table of name = { issuer = ..., ... }");
     size_t n = 0;
     if (!rc && lua_istable(L, t))
         for (lua_pushnil(L); lua_next(L, t); lua_pop(L, 1)) n++;
     cfg->issuers = calloc(n ? n : 1, sizeof(gh_issuer_t));
     for (lua_pushnil(L); !rc && n && lua_next(L, t); lua_pop(L, 1)) {
         if (lua_type(L, -2) != LUA_TSTRING) {
-            rc = fail(c, keys, "issuer names must be strings");
+            rc = gh_cfg_fail(c, keys, "issuer names must be strings");
             break;
         }
         rc = parse_issuer(c, cfg, lua_tostring(L, -2), &cfg->issuers[cfg->nissuers++]);
@@ -674,7 +675,7 @@ static int parse_issuers(ctx_t *c, int idx, gh_config_t *cfg)
     return rc;
 }
 
-static int method_bits(ctx_t *c, int idx, uint64_t *bits, const char *const *keys)
+static int method_bits(gh_cfg_ctx_t *c, int idx, uint64_t *bits, const char *const *keys)
 {
     lua_State *L = c->L;
     char **list;
@@ -689,7 +690,7 @@ static int method_bits(ctx_t *c, int idx, uint64_t *bits, const char *const *key
         HTTP_METHOD_MAP(GH_METHOD)
 #undef GH_METHOD
         if (found < 0)
-            rc = fail(c, keys, "unknown HTTP method '%s' (methods are upper case)", list[i]);
+            rc = gh_cfg_fail(c, keys, "unknown HTTP method '%s' (methods are upper case)", list[i]);
         else
             *bits |= (uint64_t)1 << found;
     }
@@ -705,7 +706,7 @@ static int upstream_index(const gh_config_t *cfg, const char *name)
 }
 
 /* forward_claims = { ["X-User-Id"] = "sub", ... } into header/claim pairs. */
-static int parse_forward_claims(ctx_t *c, int idx, gh_route_t *r, const char *const *keys)
+static int parse_forward_claims(gh_cfg_ctx_t *c, int idx, gh_route_t *r, const char *const *keys)
 {
     lua_State *L = c->L;
     lua_getfield(L, idx, "forward_claims");
@@ -714,7 +715,8 @@ static int parse_forward_claims(ctx_t *c, int idx, gh_route_t *r, const char *co
         lua_settop(L, t - 1);
         return 0;
     }
-    if (!lua_istable(L, t)) rc = fail(c, keys, "'forward_claims' must map header names to claims");
+    if (!lua_istable(L, t))
+        rc = gh_cfg_fail(c, keys, "'forward_claims' must map header names to claims");
     size_t n = 0;
     if (!rc)
         for (lua_pushnil(L); lua_next(L, t); lua_pop(L, 1)) n++;
@@ -723,7 +725,7 @@ static int parse_forward_claims(ctx_t *c, int idx, gh_route_t *r, const char *co
         size_t hl;
         const char *h = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &hl) : NULL;
         if (!h || !gh_hdr_name_valid(h, hl) || lua_type(L, -1) != LUA_TSTRING) {
-            rc = fail(c, keys, "'forward_claims' entries are [\"Header-Name\"] = \"claim\"");
+            rc = gh_cfg_fail(c, keys, "'forward_claims' entries are [\"Header-Name\"] = \"claim\"");
             break;
         }
         r->claim_headers[2 * r->nclaim_headers] = strdup(h);
@@ -735,27 +737,27 @@ static int parse_forward_claims(ctx_t *c, int idx, gh_route_t *r, const char *co
 }
 
 /* A field that, when present, must be a function. */
-static int get_function(ctx_t *c, int idx, const char *key, bool *present)
+static int get_function(gh_cfg_ctx_t *c, int idx, const char *key, bool *present)
 {
     lua_getfield(c->L, idx, key);
     int t = lua_type(c->L, -1);
     lua_pop(c->L, 1);
     *present = t == LUA_TFUNCTION;
     if (t == LUA_TNIL || t == LUA_TFUNCTION) return 0;
-    return fail(c, (const char *const[]){key, NULL}, "'%s' must be a function(%s, claims)", key,
-                strcmp(key, "policy") == 0 ? "req" : "res");
+    return gh_cfg_fail(c, (const char *const[]){key, NULL}, "'%s' must be a function(%s, claims)",
+                       key, strcmp(key, "policy") == 0 ? "req" : "res");
 }
 
 /* auth = "issuer", relay_token, forward_claims. */
-static int parse_route_auth(ctx_t *c, const gh_config_t *cfg, int idx, gh_route_t *r)
+static int parse_route_auth(gh_cfg_ctx_t *c, const gh_config_t *cfg, int idx, gh_route_t *r)
 {
     const char *keys[] = {"auth", NULL};
     char *auth = NULL;
     r->issuer = -1;
     r->relay_token = true;
-    if (get_string(c, idx, "auth", &auth, keys) ||
-        get_bool(c, idx, "relay_token", &r->relay_token,
-                 (const char *const[]){"relay_token", NULL}) ||
+    if (gh_cfg_string(c, idx, "auth", &auth, keys) ||
+        gh_cfg_bool(c, idx, "relay_token", &r->relay_token,
+                    (const char *const[]){"relay_token", NULL}) ||
         parse_forward_claims(c, idx, r, (const char *const[]){"forward_claims", NULL})) {
         free(auth);
         return -1;
@@ -764,63 +766,67 @@ static int parse_route_auth(ctx_t *c, const gh_config_t *cfg, int idx, gh_route_
         if (strcmp(cfg->issuers[i].name, auth) == 0) r->issuer = (int)i;
     int rc = 0;
     if (auth && r->issuer < 0)
-        rc = fail(c, keys, "route names issuer '%s', which is not defined in 'issuers'", auth);
+        rc = gh_cfg_fail(c, keys, "route names issuer '%s', which is not defined in 'issuers'",
+                         auth);
     else if (!auth && r->nclaim_headers)
-        rc = fail(c, (const char *const[]){"forward_claims", NULL},
-                  "'forward_claims' needs 'auth': there are no claims without a token");
+        rc = gh_cfg_fail(c, (const char *const[]){"forward_claims", NULL},
+                         "'forward_claims' needs 'auth': there are no claims without a token");
     free(auth);
     return rc;
 }
 
 /* Reads the route table at the top of the stack into r. */
-static int parse_route(ctx_t *c, const gh_config_t *cfg, gh_route_t *r)
+static int parse_route(gh_cfg_ctx_t *c, const gh_config_t *cfg, gh_route_t *r)
 {
     static const char *const allowed[] = {
-        "name", "match",       "upstream",       "strip",  "websocket",   "preserve_host",
-        "auth", "relay_token", "forward_claims", "policy", "on_response", NULL};
+        "name",          "match",      "upstream",    "strip",          "websocket",
+        "preserve_host", "auth",       "relay_token", "forward_claims", "policy",
+        "on_response",   "rate_limit", NULL};
     static const char *const match_allowed[] = {"host", "path", "methods", NULL};
     lua_State *L = c->L;
     int top = lua_gettop(L);
     const char *mkeys[] = {"match", NULL}, *ukeys[] = {"upstream", NULL};
     char *upstream = NULL;
     r->preserve_host = true;
-    if (check_keys(c, top, allowed, mkeys) || get_string(c, top, "name", &r->name, mkeys) ||
-        get_string(c, top, "upstream", &upstream, ukeys) ||
-        get_string(c, top, "strip", &r->strip, mkeys))
+    if (gh_cfg_keys(c, top, allowed, mkeys) || gh_cfg_string(c, top, "name", &r->name, mkeys) ||
+        gh_cfg_string(c, top, "upstream", &upstream, ukeys) ||
+        gh_cfg_string(c, top, "strip", &r->strip, mkeys))
         goto fail;
     lua_getfield(L, top, "preserve_host");
     if (!lua_isnil(L, -1)) r->preserve_host = lua_toboolean(L, -1);
     lua_pop(L, 1);
     if (parse_route_auth(c, cfg, top, r) || get_function(c, top, "policy", &r->policy) ||
-        get_function(c, top, "on_response", &r->on_response))
+        get_function(c, top, "on_response", &r->on_response) || gh_cfg_route_limit(c, top, cfg, r))
         goto fail;
     lua_getfield(L, top, "websocket");
     int ws = lua_toboolean(L, -1);
     lua_pop(L, 1);
     if (ws) {
-        fail(c, mkeys, "'websocket' routes are not supported yet (Upgrade is never forwarded)");
+        gh_cfg_fail(c, mkeys,
+                    "'websocket' routes are not supported yet (Upgrade is never forwarded)");
         goto fail;
     }
     lua_getfield(L, top, "match");
     if (!lua_istable(L, -1)) {
-        fail(c, mkeys, "a route needs 'match = { path = \"/...\" }'");
+        gh_cfg_fail(c, mkeys, "a route needs 'match = { path = \"/...\" }'");
         goto fail;
     }
     int m = lua_gettop(L);
-    if (check_keys(c, m, match_allowed, mkeys) || get_string(c, m, "host", &r->host, mkeys) ||
-        get_string(c, m, "path", &r->path, mkeys) || method_bits(c, m, &r->methods, mkeys))
+    if (gh_cfg_keys(c, m, match_allowed, mkeys) || gh_cfg_string(c, m, "host", &r->host, mkeys) ||
+        gh_cfg_string(c, m, "path", &r->path, mkeys) || method_bits(c, m, &r->methods, mkeys))
         goto fail;
     if (!r->path) {
-        fail(c, mkeys, "a route needs 'match.path' (for example \"/api/**\")");
+        gh_cfg_fail(c, mkeys, "a route needs 'match.path' (for example \"/api/**\")");
         goto fail;
     }
     if (!upstream) {
-        fail(c, ukeys, "a route needs 'upstream' naming one of 'upstreams'");
+        gh_cfg_fail(c, ukeys, "a route needs 'upstream' naming one of 'upstreams'");
         goto fail;
     }
     r->upstream = upstream_index(cfg, upstream);
     if (r->upstream < 0) {
-        fail(c, ukeys, "route names upstream '%s', which is not defined in 'upstreams'", upstream);
+        gh_cfg_fail(c, ukeys, "route names upstream '%s', which is not defined in 'upstreams'",
+                    upstream);
         goto fail;
     }
     free(upstream);
@@ -860,12 +866,12 @@ typedef struct {
     size_t n, cap;
 } route_vec_t;
 
-static int add_route(ctx_t *c, const gh_config_t *cfg, route_vec_t *rv, const char *file)
+static int add_route(gh_cfg_ctx_t *c, const gh_config_t *cfg, route_vec_t *rv, const char *file)
 {
     lua_State *L = c->L;
     if (!lua_istable(L, -1)) {
         const char *keys[] = {NULL};
-        return fail(c, keys, "a route file must return gh.route{...} or a list of them");
+        return gh_cfg_fail(c, keys, "a route file must return gh.route{...} or a list of them");
     }
     if (rv->n == rv->cap) {
         rv->cap = rv->cap ? rv->cap * 2 : 16;
@@ -893,10 +899,11 @@ static int lua_filter(const struct dirent *d)
 }
 
 /* Runs one route file and adds what it returns (a route or a list). */
-static int load_route_file(ctx_t *c, const gh_config_t *cfg, route_vec_t *rv, const char *file)
+static int load_route_file(gh_cfg_ctx_t *c, const gh_config_t *cfg, route_vec_t *rv,
+                           const char *file)
 {
     lua_State *L = c->L;
-    ctx_t fc = *c;
+    gh_cfg_ctx_t fc = *c;
     fc.file = file;
     fc.src = read_file(file);
     int rc = 0;
@@ -921,7 +928,7 @@ static int load_route_file(ctx_t *c, const gh_config_t *cfg, route_vec_t *rv, co
 
 /* Loads every route file under the routes directory (relative to the config
  * file) and builds the router. */
-static int load_routes(ctx_t *c, gh_config_t *cfg, const char *dir_rel)
+static int load_routes(gh_cfg_ctx_t *c, gh_config_t *cfg, const char *dir_rel)
 {
     char dir[4096];
     const char *slash = strrchr(cfg->path, '/');
@@ -935,10 +942,10 @@ static int load_routes(ctx_t *c, gh_config_t *cfg, const char *dir_rel)
     int n = scandir(dir, &names, lua_filter, alphasort);
     if (n < 0) {
         const char *keys[] = {"routes", NULL};
-        return fail(c, keys, "routes directory '%s': %s", dir, strerror(errno));
+        return gh_cfg_fail(c, keys, "routes directory '%s': %s", dir, strerror(errno));
     }
     /* Route files run in the sandbox the workers' VMs use. */
-    ctx_t rc_ctx = *c;
+    gh_cfg_ctx_t rc_ctx = *c;
     rc_ctx.L = gh_lua_state_new(&cfg->lua, dir, c->err, c->errlen);
     cfg->routes_dir = strdup(dir);
     cfg->route_files = calloc((size_t)n + 1, sizeof(char *));
@@ -963,7 +970,7 @@ static int load_routes(ctx_t *c, gh_config_t *cfg, const char *dir_rel)
 }
 
 /* lua = { budget = 0.05, jit = false, unsafe = false } */
-static int parse_lua(ctx_t *c, int idx, gh_config_t *cfg)
+static int parse_lua(gh_cfg_ctx_t *c, int idx, gh_config_t *cfg)
 {
     static const char *const allowed[] = {"budget", "jit", "unsafe", NULL};
     const char *keys[] = {"lua", NULL};
@@ -972,41 +979,43 @@ static int parse_lua(ctx_t *c, int idx, gh_config_t *cfg)
     lua_getfield(L, idx, "lua");
     int t = lua_gettop(L), rc = 0;
     if (!lua_isnil(L, t) && !lua_istable(L, t))
-        rc = fail(c, keys, "'lua' must be a table such as { budget = 0.05 }");
+        rc = gh_cfg_fail(c, keys, "'lua' must be a table such as { budget = 0.05 }");
     else if (lua_istable(L, t))
-        rc = check_keys(c, t, allowed, keys) ||
-             get_number(c, t, "budget", 0, 60, &cfg->lua.budget, "lua") ||
-             get_bool(c, t, "jit", &cfg->lua.jit, (const char *const[]){"lua", "jit", NULL}) ||
-             get_bool(c, t, "unsafe", &cfg->lua.unsafe,
-                      (const char *const[]){"lua", "unsafe", NULL});
+        rc = gh_cfg_keys(c, t, allowed, keys) ||
+             gh_cfg_number(c, t, "budget", 0, 60, &cfg->lua.budget, "lua") ||
+             gh_cfg_bool(c, t, "jit", &cfg->lua.jit, (const char *const[]){"lua", "jit", NULL}) ||
+             gh_cfg_bool(c, t, "unsafe", &cfg->lua.unsafe,
+                         (const char *const[]){"lua", "unsafe", NULL});
     lua_settop(L, t - 1);
     return rc ? -1 : 0;
 }
 
-static int parse_token_cache(ctx_t *c, int idx, gh_config_t *cfg)
+static int parse_token_cache(gh_cfg_ctx_t *c, int idx, gh_config_t *cfg)
 {
     double n = 10000;
-    int rc = get_number(c, idx, "token_cache", 0, 10000000, &n, NULL);
+    int rc = gh_cfg_number(c, idx, "token_cache", 0, 10000000, &n, NULL);
     cfg->token_cache = (size_t)n;
     return rc;
 }
 
-static int parse_top(ctx_t *c, gh_config_t *cfg)
+static int parse_top(gh_cfg_ctx_t *c, gh_config_t *cfg)
 {
-    static const char *const allowed[] = {"listen", "workers",   "access_log", "trusted_proxies",
-                                          "limits", "upstreams", "issuers",    "token_cache",
-                                          "routes", "lua",       NULL};
+    static const char *const allowed[] = {
+        "listen",    "workers",    "access_log",  "trusted_proxies", "limits",
+        "upstreams", "issuers",    "token_cache", "routes",          "lua",
+        "redis",     "revocation", "admin",       "rate_limit_keys", NULL};
     lua_State *L = c->L;
     const char *top_keys[] = {NULL};
-    if (!lua_istable(L, 1)) return fail(c, top_keys, "the config file must return a table");
+    if (!lua_istable(L, 1)) return gh_cfg_fail(c, top_keys, "the config file must return a table");
     char *routes = NULL;
     const char *rkeys[] = {"routes", NULL}, *akeys[] = {"access_log", NULL};
-    int rc = check_keys(c, 1, allowed, top_keys) || parse_listen(c, 1, cfg) ||
+    int rc = gh_cfg_keys(c, 1, allowed, top_keys) || parse_listen(c, 1, cfg) ||
              parse_workers(c, 1, cfg) || parse_trusted(c, 1, cfg) ||
              parse_limits(c, 1, &cfg->limits) || parse_upstreams(c, 1, cfg) ||
              parse_issuers(c, 1, cfg) || parse_token_cache(c, 1, cfg) || parse_lua(c, 1, cfg) ||
-             get_string(c, 1, "access_log", &cfg->access_log, akeys) ||
-             get_string(c, 1, "routes", &routes, rkeys);
+             gh_cfg_shared_state(c, 1, cfg) ||
+             gh_cfg_string(c, 1, "access_log", &cfg->access_log, akeys) ||
+             gh_cfg_string(c, 1, "routes", &routes, rkeys);
     if (!rc) {
         lua_settop(L, 0);
         rc = load_routes(c, cfg, routes ? routes : "routes");
@@ -1019,7 +1028,7 @@ static int parse_top(ctx_t *c, gh_config_t *cfg)
 gh_config_t *gh_config_load(const char *path, char *err, size_t errlen)
 {
     gh_config_t *cfg = calloc(1, sizeof(*cfg));
-    ctx_t c = {.file = path, .err = err, .errlen = errlen};
+    gh_cfg_ctx_t c = {.file = path, .err = err, .errlen = errlen};
     c.L = gh_lua_state_new(&(gh_lua_conf_t){0}, NULL, err, errlen);
     cfg->path = strdup(path);
     c.src = read_file(path);
@@ -1065,6 +1074,7 @@ void gh_config_free(gh_config_t *cfg)
     for (size_t i = 0; i < cfg->nroute_files; i++) free(cfg->route_files[i]);
     free(cfg->route_files);
     free(cfg->routes_dir);
+    gh_cfg_shared_state_free(cfg);
     free(cfg->path);
     free(cfg);
 }

@@ -11,6 +11,7 @@
 #include "headers.h"
 #include "issuer.h"
 #include "lua_vm.h"
+#include "redis.h"
 #include "router.h"
 
 typedef struct {
@@ -39,6 +40,13 @@ typedef struct {
     struct sockaddr_storage addr;
 } gh_listen_conf_t;
 
+typedef struct {
+    bool deny_on_error; /* no usable deny-list: 503 (default) or let tokens through */
+    double max_stale;   /* seconds the last synced list serves while Redis is unreachable */
+    double subject_ttl; /* seconds a sign-out-everywhere entry is kept */
+    double poll;        /* seconds between version checks against Redis */
+} gh_revocation_conf_t;
+
 typedef struct gh_config_s {
     char *path;
     gh_listen_conf_t *listen;
@@ -55,9 +63,13 @@ typedef struct gh_config_s {
     size_t token_cache; /* verified tokens cached per worker; 0: off */
     gh_router_t *router;
     gh_lua_conf_t lua;
-    char *routes_dir;    /* where the route files are */
-    char **route_files;  /* in the order they were loaded (each worker's VM */
-    size_t nroute_files; /* loads them again in this order) */
+    char *routes_dir;       /* where the route files are */
+    char **route_files;     /* in the order they were loaded (each worker's VM */
+    size_t nroute_files;    /* loads them again in this order) */
+    gh_redis_conf_t *redis; /* NULL: no Redis, all shared state local */
+    gh_revocation_conf_t revocation;
+    gh_listen_conf_t *admin; /* the admin listener, or NULL */
+    size_t rate_limit_keys;  /* local rate-limit keys kept per instance */
 } gh_config_t;
 
 /* Loads and validates the whole configuration. Returns a snapshot, or NULL

@@ -11,10 +11,13 @@
 #include "claims.h"
 #include "config.h"
 #include "headers.h"
+#include "limiter.h"
 #include "log.h"
 #include "lua_policy.h"
 #include "lua_test.h"
 #include "path.h"
+#include "revoke.h"
+#include "worker.h"
 #include "router.h"
 
 /* what: 0 method, 1 path, 3 host, 4 client ip, 5 request id, 6 the path
@@ -201,6 +204,73 @@ int gh_ffi_sleep(gh_req_t *r, double seconds, const char **err)
     return 0;
 }
 
+/* gh.limit: returns 1 when decided (read it with gh_ffi_limit_result), 0
+ * when the caller must yield until Redis answers, -1 with *err. */
+int gh_ffi_limit(gh_req_t *r, const char *key, size_t klen, const double conf[3], int flags,
+                 const char *name, size_t nlen, const char **err)
+{
+    gh_limit_spec_t spec = {.conf = {conf[0], conf[1], conf[2]},
+                            .global = flags & 1,
+                            .deny_on_error = flags & 2,
+                            .headers = flags & 4,
+                            .name = name,
+                            .name_len = nlen};
+    return gh_limiter_decide(r, key, klen, &spec, err);
+}
+
+/* The last decision into out: limit, remaining, reset, retry_after.
+ * Returns 1 allowed, 0 denied, 2 allowed because Redis failed (on_error =
+ * "allow"; *err says so), 3 Redis failed and on_error = "deny". */
+int gh_ffi_limit_result(gh_req_t *r, double out[4], const char **err)
+{
+    const gh_req_limit_t *l = &r->limit;
+    out[0] = l->res.limit;
+    out[1] = l->res.remaining;
+    out[2] = l->res.reset;
+    out[3] = l->res.retry_after;
+    if (l->failed) *err = l->error;
+    if (l->failed_closed) return 3;
+    if (l->failed) return 2;
+    return l->res.allowed ? 1 : 0;
+}
+
+static void revoke_done(void *arg, const redisReply *reply, const char *err)
+{
+    gh_req_t *r = arg;
+    (void)reply;
+    r->lua.op = NULL;
+    r->lua.op_pending = false;
+    r->lua.op_err = err ? "redis failed; the revocation holds on this instance only" : NULL;
+    gh_req_run(r);
+}
+
+/* gh.revoke: kind 0 a jti until t (its exp), 1 a subject's tokens issued
+ * before t. Applies at once in this process; with Redis, returns 0 while
+ * it is stored there (the caller yields), else 1. -1 with *err. */
+int gh_ffi_revoke(gh_req_t *r, int kind, const char *id, size_t len, double t, const char **err)
+{
+    if (!(t >= 0 && t < 1e13)) return *err = "the time must be unix seconds", -1;
+    if (gh_revoke_add(kind ? GH_REVOKE_SUB : GH_REVOKE_JTI, id, len, (int64_t)t))
+        return *err = "the id is empty or longer than 1024 bytes, or the list is full", -1;
+    r->lua.op_err = NULL;
+    if (!r->w || !r->w->redis) return 1;
+    const char *why;
+    if (gh_revoke_store(r->w->redis, r->cfg, kind ? GH_REVOKE_SUB : GH_REVOKE_JTI, id, len,
+                        (int64_t)t, revoke_done, r, &r->lua.op, &why)) {
+        r->lua.op_err = "redis is not connected; the revocation holds on this instance only";
+        return 1;
+    }
+    r->lua.op_pending = true;
+    return 0;
+}
+
+/* After gh_ffi_revoke: 1 stored, 0 with *err (held locally only). */
+int gh_ffi_revoke_result(gh_req_t *r, const char **err)
+{
+    if (r->lua.op_err) return *err = r->lua.op_err, 0;
+    return 1;
+}
+
 /* Pushes a JSON value as Lua: objects and arrays as tables, null as nil. */
 static void push_json(lua_State *L, const json_t *v)
 {
@@ -282,9 +352,10 @@ static const struct {
     const char *name;
     void *fn;
 } fns[] = {
-    FN(req_str),   FN(header_get),  FN(header_set),   FN(header_valid), FN(header_managed),
-    FN(set_path),  FN(set_query),   FN(set_upstream), FN(has_role),     FN(has_client_role),
-    FN(has_scope), FN(resp_status), FN(log),          FN(sleep),
+    FN(req_str),      FN(header_get),  FN(header_set),    FN(header_valid), FN(header_managed),
+    FN(set_path),     FN(set_query),   FN(set_upstream),  FN(has_role),     FN(has_client_role),
+    FN(has_scope),    FN(resp_status), FN(log),           FN(sleep),        FN(limit),
+    FN(limit_result), FN(revoke),      FN(revoke_result),
 };
 #undef FN
 

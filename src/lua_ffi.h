@@ -30,6 +30,11 @@ int gh_ffi_has_scope(gh_req_t *r, const char *scope, size_t len);
 int gh_ffi_resp_status(gh_req_t *r);
 void gh_ffi_log(gh_req_t *r, int level, const char *msg, size_t len);
 int gh_ffi_sleep(gh_req_t *r, double seconds, const char **err);
+int gh_ffi_limit(gh_req_t *r, const char *key, size_t klen, const double conf[3], int flags,
+                 const char *name, size_t nlen, const char **err);
+int gh_ffi_limit_result(gh_req_t *r, double out[4], const char **err);
+int gh_ffi_revoke(gh_req_t *r, int kind, const char *id, size_t len, double t, const char **err);
+int gh_ffi_revoke_result(gh_req_t *r, const char **err);
 
 /* package.preload loader for "gatehouse.core". Pushes one table. */
 int gh_luaopen_core(lua_State *L);

@@ -7,7 +7,9 @@
 
 #include <lauxlib.h>
 
+#include "limiter.h"
 #include "log.h"
+#include "redis.h"
 #include "lua_vm.h"
 #include "worker.h"
 
@@ -65,6 +67,8 @@ static void lua_cleanup(void *data)
         uv_close((uv_handle_t *)&r->lua.wait->timer, wait_closed);
         r->lua.wait = NULL;
     }
+    gh_redis_cancel(r->lua.op);
+    r->lua.op = NULL;
     runtime_field(vm, "finish");
     lua_rawgeti(L, LUA_REGISTRYINDEX, r->lua.state);
     if (lua_pcall(L, 1, 0, 0) != 0) lua_pop(L, 1);
@@ -146,6 +150,8 @@ static gh_phase_rc deny(gh_req_t *r, int status, const char *detail, lua_State *
                  "WWW-Authenticate: Bearer realm=\"%s\", error=\"insufficient_scope\", "
                  "error_description=\"%s\", scope=\"%s\"\r\n",
                  realm, desc, scope);
+    else if (status == 429 && lua_toboolean(co, 7) && r->limit.decided && !r->limit.failed)
+        return gh_limiter_refuse(r), GH_PHASE_STOP; /* gh.too_many(info): the decision's headers */
     else if (lua_isnumber(co, 4))
         snprintf(hdr, sizeof(hdr), "Retry-After: %lld\r\n", (long long)lua_tonumber(co, 4));
     gh_req_error_with(r, status, detail ? detail : "denied by the route policy", hdr);
@@ -228,12 +234,18 @@ static lua_State *coroutine(gh_lua_vm_t *vm, int *ref)
     return co;
 }
 
+/* A gatehouse call started a wait (gh.sleep's timer, a Redis reply). */
+static bool waiting(const gh_req_t *r)
+{
+    return (r->lua.wait && r->lua.wait->pending) || r->limit.pending || r->lua.op_pending;
+}
+
 gh_phase_rc gh_policy_phase(gh_req_t *r)
 {
     gh_lua_vm_t *vm = r->w->lua;
     const gh_route_t *rt = r->route;
     if (!rt->policy || !vm) return GH_PHASE_NEXT;
-    if (r->lua.wait && r->lua.wait->pending) return GH_PHASE_WAIT;
+    if (waiting(r)) return GH_PHASE_WAIT;
     lua_State *L = vm->L, *co;
     int nargs = 0;
     if (!r->lua.co) {
@@ -264,10 +276,15 @@ gh_phase_rc gh_policy_phase(gh_req_t *r)
     }
     if (st == LUA_YIELD) {
         lua_settop(co, 0);
-        if (r->lua.wait && r->lua.wait->pending) return GH_PHASE_WAIT;
+        if (waiting(r)) return GH_PHASE_WAIT;
         return policy_failed(r, "policy",
                              "it yielded outside a gatehouse call "
                              "(coroutine.yield in the policy itself?)");
+    }
+    if (r->limit.failed_closed) { /* whatever the code did after gh.limit failed */
+        lua_settop(co, 0);
+        gh_limiter_unavailable(r);
+        return GH_PHASE_STOP;
     }
     if (st != 0) return policy_failed(r, "policy", lua_tostring(co, -1));
     /* The thread returned normally, so it can run another policy; it is

@@ -10,10 +10,13 @@
 #include <string.h>
 #include <uv.h>
 
+#include "admin.h"
 #include "config.h"
 #include "keysource.h"
+#include "limiter.h"
 #include "log.h"
 #include "lua_test.h"
+#include "revoke.h"
 #include "worker.h"
 
 typedef struct {
@@ -84,6 +87,7 @@ typedef struct {
     uv_signal_t sigterm, sigint;
     uv_async_t exited;
     uv_timer_t startup_timer;
+    gh_admin_t *admin;
 } server_t;
 
 /* Closes the main loop's handles and stops key fetches, so uv_run returns. */
@@ -92,6 +96,9 @@ static void close_main_loop(server_t *s)
     if (s->closing) return;
     s->closing = true;
     for (size_t i = 0; i < s->cfg->nissuers; i++) gh_keysource_stop(s->cfg->issuers[i].src);
+    gh_revoke_sync_stop();
+    gh_admin_stop(s->admin);
+    s->admin = NULL;
     uv_close((uv_handle_t *)&s->sigterm, NULL);
     uv_close((uv_handle_t *)&s->sigint, NULL);
     uv_close((uv_handle_t *)&s->exited, NULL);
@@ -215,6 +222,14 @@ static int serve(const gh_config_t *cfg)
     uv_signal_start(&s.sigterm, on_signal, SIGTERM);
     uv_signal_start(&s.sigint, on_signal, SIGINT);
     double wait = 0;
+    char err[512];
+    if (gh_limiter_init(cfg->rate_limit_keys) || gh_revoke_sync_start(loop, cfg)) {
+        fprintf(stderr, "gatehouse: out of memory starting rate limits and revocation\n");
+        s.rc = 1;
+    } else if (cfg->admin && !(s.admin = gh_admin_start(loop, cfg, err, sizeof(err)))) {
+        fprintf(stderr, "gatehouse: %s\n", err);
+        s.rc = 1;
+    }
     for (size_t i = 0; i < cfg->nissuers; i++) {
         const gh_issuer_t *is = &cfg->issuers[i];
         int rc = gh_keysource_start(is->src, loop, on_keys, &s);
@@ -241,6 +256,7 @@ static int serve(const gh_config_t *cfg)
     for (int i = 0; i < s.n; i++) gh_worker_join(&s.workers[i]);
     free(s.workers);
     uv_loop_close(loop);
+    gh_limiter_shutdown();
     return s.rc;
 }
 

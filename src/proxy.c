@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include "conn.h"
+#include "limiter.h"
 #include "log.h"
 #include "lua_policy.h"
 #include "upstream.h"
@@ -525,7 +526,7 @@ static int send_response_head(gh_proxy_t *p, llhttp_t *parser)
         p->fail_status = 500;
         return resp_refuse(p, "the route's on_response failed");
     }
-    gh_buf_t *b = gh_buf_new(p->rh.len + p->rh.n * 4 + edits_size(r->lua.resp_edits) + 512);
+    gh_buf_t *b = gh_buf_new(p->rh.len + p->rh.n * 4 + edits_size(r->lua.resp_edits) + 768);
     if (!b) return resp_refuse(p, "out of memory");
     wbuf_t w = {b->data, 0, b->cap, false};
     char line[48];
@@ -535,6 +536,10 @@ static int send_response_head(gh_proxy_t *p, llhttp_t *parser)
     put(&w, "\r\n", 2);
     put_upstream_headers(&w, &p->rh, r->lua.resp_edits, up_chunked || status == 204);
     put_edits(&w, NULL, r->lua.resp_edits);
+    if (r->limit.headers) { /* the route or policy asked to show its limit */
+        char rl[256];
+        put(&w, rl, gh_limiter_headers(r, rl, sizeof(rl)));
+    }
     put_hdr(&w, "X-Request-Id", r->id, strlen(r->id));
     if (p->chunk_out) put_s(&w, "Transfer-Encoding: chunked\r\n");
     if (r->close_after || !r->keep_alive || r->w->draining)

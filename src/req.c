@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include "auth.h"
+#include "limiter.h"
 #include "conn.h"
 #include "log.h"
 #include "lua_policy.h"
@@ -260,6 +261,7 @@ typedef gh_phase_rc (*phase_fn)(gh_req_t *r);
 static const phase_fn phases[GH_PHASE_END] = {
     [GH_PHASE_ROUTE] = phase_route,
     [GH_PHASE_AUTH] = gh_auth_phase,
+    [GH_PHASE_LIMIT] = gh_limit_phase,
     [GH_PHASE_POLICY] = gh_policy_phase,
     [GH_PHASE_PROXY] = gh_proxy_start,
 };

@@ -11,6 +11,7 @@
 #include "claims.h"
 #include "headers.h"
 #include "hedit.h"
+#include "limit_state.h"
 #include "list.h"
 
 #include <jansson.h>
@@ -23,6 +24,7 @@ typedef struct gh_proxy_s gh_proxy_t;
 typedef enum {
     GH_PHASE_ROUTE,
     GH_PHASE_AUTH,
+    GH_PHASE_LIMIT,
     GH_PHASE_POLICY,
     GH_PHASE_PROXY,
     GH_PHASE_END
@@ -50,10 +52,13 @@ typedef struct gh_lua_wait_s gh_lua_wait_t;
 
 /* What the route's Lua code did to a request (lua_policy.c, lua_ffi.c). */
 typedef struct {
-    int state;              /* registry refs: the request's Lua state table, */
-    int co;                 /* its policy coroutine (LUA_NOREF: none) */
-    uint64_t used_ns;       /* Lua run time so far, against lua.budget */
-    gh_lua_wait_t *wait;    /* the pending wait (gh.sleep), or NULL */
+    int state;           /* registry refs: the request's Lua state table, */
+    int co;              /* its policy coroutine (LUA_NOREF: none) */
+    uint64_t used_ns;    /* Lua run time so far, against lua.budget */
+    gh_lua_wait_t *wait; /* the pending wait (gh.sleep), or NULL */
+    gh_redis_op_t *op;   /* gh.revoke's Redis call under way, or NULL */
+    bool op_pending;
+    const char *op_err;     /* how it failed */
     gh_hedit_t *req_edits;  /* header edits to the upstream request */
     gh_hedit_t *resp_edits; /* and to the response (on_response) */
     const char *path;       /* set_path: the path sent upstream, or NULL */
@@ -107,10 +112,11 @@ typedef struct gh_req_s {
     const char *client_ip;
     int upstream; /* index into cfg->upstreams: the route's, or a policy's */
     gh_req_lua_t lua;
-    gh_link_t parked;    /* on the worker's list while waiting for a key fetch */
-    uint64_t park_seq;   /* the key source's fetch count when it parked */
-    uint64_t park_until; /* loop time (ms) when it stops waiting */
-    bool auth_waited;    /* it waited once: the next unknown kid is final */
+    gh_req_limit_t limit; /* the last rate-limit decision */
+    gh_link_t parked;     /* on the worker's list while waiting for a key fetch */
+    uint64_t park_seq;    /* the key source's fetch count when it parked */
+    uint64_t park_until;  /* loop time (ms) when it stops waiting */
+    bool auth_waited;     /* it waited once: the next unknown kid is final */
     gh_proxy_t *proxy;
     const char *upstream_addr;
     uint64_t upstream_start_ns, upstream_end_ns;

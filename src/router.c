@@ -70,6 +70,11 @@ void gh_route_clear(gh_route_t *rt)
     free(rt->path);
     free(rt->strip);
     free(rt->file);
+    if (rt->rate_limit) {
+        free(rt->rate_limit->by_name);
+        free(rt->rate_limit->name);
+        free(rt->rate_limit);
+    }
 }
 
 static const char *route_file(const gh_route_t *rt)

@@ -6,6 +6,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A route's declarative rate limit (rate_limit = { by = ..., ... }). */
+typedef enum {
+    GH_LIMIT_BY_IP,
+    GH_LIMIT_BY_SUB,
+    GH_LIMIT_BY_HEADER,
+    GH_LIMIT_BY_CLAIM
+} gh_limit_by_t;
+
+typedef struct {
+    gh_limit_by_t by;
+    char *by_name;           /* the header or claim (BY_HEADER, BY_CLAIM) */
+    double rate, per, burst; /* rate requests per `per` seconds, burst at once */
+    bool global;             /* scope: shared through Redis (when configured) */
+    bool deny_on_error;      /* Redis failed: 503 instead of letting it through */
+    bool headers;            /* RateLimit headers on allowed responses too */
+    char *name;              /* the policy name in RateLimit-Policy */
+} gh_route_limit_t;
+
 /* One route as the config loader hands it over. Strings are owned by the
  * route (malloc'd) and freed by gh_router_free. */
 typedef struct gh_route_s {
@@ -22,7 +40,8 @@ typedef struct gh_route_s {
     size_t nclaim_headers; /* verified claims, incoming headers of those names dropped */
     bool policy;           /* it has a policy function (kept by each worker's VM) */
     bool on_response;      /* and an on_response function */
-    char *file;            /* where it was defined, for errors */
+    gh_route_limit_t *rate_limit; /* NULL: none */
+    char *file;                   /* where it was defined, for errors */
     int line;
     /* filled by gh_router_new */
     int order; /* position in the routes array given, a tie-breaker */

@@ -13,6 +13,7 @@
 
 #include "auth.h"
 #include "conn.h"
+#include "redis.h"
 #include "token_cache.h"
 #include "upstream.h"
 
@@ -137,6 +138,8 @@ static void worker_main(void *arg)
 {
     gh_worker_t *w = arg;
     uv_run(&w->loop, UV_RUN_DEFAULT);
+    gh_redis_close(w->redis); /* its connections never kept the loop alive */
+    w->redis = NULL;
     uv_mutex_lock(&w->wakeup_lock);
     uv_close((uv_handle_t *)&w->wakeup, NULL);
     w->wakeup_closed = 1;
@@ -180,6 +183,11 @@ int gh_worker_start(gh_worker_t *w)
     w->alog = gh_access_log_open(w->cfg->access_log);
     w->tokens = gh_token_cache_new(w->cfg->token_cache);
     if (!w->pool || !w->alog || !w->tokens || gh_upstream_pools_init(w)) return UV_ENOMEM;
+    if (w->cfg->redis) {
+        char who[32];
+        snprintf(who, sizeof(who), "worker %d", w->id);
+        if (!(w->redis = gh_redis_new(&w->loop, w->cfg->redis, who))) return UV_ENOMEM;
+    }
     uv_mutex_init(&w->wakeup_lock);
     uv_async_init(&w->loop, &w->wakeup, on_wakeup);
     w->wakeup.data = w;

@@ -24,6 +24,11 @@ local sigs = {
   resp_status = "int (*)(gh_req_t *)",
   log = "void (*)(gh_req_t *, int, const char *, size_t)",
   sleep = "int (*)(gh_req_t *, double, const char **)",
+  limit = "int (*)(gh_req_t *, const char *, size_t, const double *, int, const char *, size_t, "
+    .. "const char **)",
+  limit_result = "int (*)(gh_req_t *, double *, const char **)",
+  revoke = "int (*)(gh_req_t *, int, const char *, size_t, double, const char **)",
+  revoke_result = "int (*)(gh_req_t *, const char **)",
 }
 local C = {}
 for name, sig in pairs(sigs) do
@@ -366,18 +371,61 @@ end
 
 R.YIELD = setmetatable({}, { __tostring = function() return "gatehouse wait" end })
 
-function R.sleep(seconds, level)
-  local st = running("gh.sleep", level + 1)
+-- The running request, for a call that may wait: only policy() itself can
+-- (on_response runs outside a coroutine; a coroutine the policy made is
+-- not the one C resumes).
+local function waitable(what, level)
+  local st = running(what, level + 1)
   if st.co == nil or coroutine.running() ~= st.co then
-    R.error("gh.sleep can only wait in policy() itself, not in on_response() or a coroutine "
+    R.error(what .. " can only wait in policy() itself, not in on_response() or a coroutine "
           .. "the policy created", level + 1)
   end
+  return st
+end
+
+-- C said "again": wait for the event that resumes the request.
+local function wait(st)
+  coroutine.yield(R.YIELD)
+  R.current = st
+end
+
+function R.sleep(seconds, level)
+  local st = waitable("gh.sleep", level + 1)
   local rc = C.sleep(ptr(st.req), seconds, err_p)
   if rc < 0 then fail(level + 1) end
-  if rc == 0 then
-    coroutine.yield(R.YIELD)
-    R.current = st
-  end
+  if rc == 0 then wait(st) end
+end
+
+-- Raised when a limit with on_error = "deny" could not be decided: the
+-- request is answered 503 whatever the policy does with the error.
+R.UNAVAILABLE = setmetatable({}, {
+  __tostring = function() return "the rate limiter is unavailable (on_error = \"deny\")" end })
+
+local conf_buf = ffi.new("double[3]")
+local res_buf = ffi.new("double[4]")
+
+function R.limit(key, rate, per, burst, flags, name, level)
+  local st = waitable("gh.limit", level + 1)
+  local r = ptr(st.req)
+  conf_buf[0], conf_buf[1], conf_buf[2] = rate, per, burst
+  local rc = C.limit(r, key, #key, conf_buf, flags, name, #name, err_p)
+  if rc < 0 then fail(level + 1) end
+  if rc == 0 then wait(st) end
+  local s = C.limit_result(ptr(st.req), res_buf, err_p)
+  if s == 3 then error(R.UNAVAILABLE, 0) end
+  local info = { limit = res_buf[0], remaining = res_buf[1], reset = res_buf[2],
+                 retry_after = res_buf[3], policy = name }
+  if s == 2 then info.error = ffi_string(err_p[0]) end
+  return s ~= 0, info
+end
+
+function R.revoke(kind, id, t, level)
+  local st = waitable("gh.revoke", level + 1)
+  local rc = C.revoke(ptr(st.req), kind, id, #id, t, err_p)
+  if rc < 0 then fail(level + 1) end
+  if rc == 0 then wait(st) end
+  if C.revoke_result(ptr(st.req), err_p) == 0 then return false, ffi_string(err_p[0]) end
+  return true
 end
 
 function R.log(level, ...)
@@ -431,7 +479,7 @@ local ACTION = { deny = 1, redirect = 2, respond = 3 }
 
 -- What the policy decided, flattened for C: action (0 proxy, 1 deny,
 -- 2 redirect, 3 respond), status, text (detail, location or body),
--- retry_after, headers, scope.
+-- retry_after, headers, scope, ratelimit (429 with the last gh.limit's headers).
 function R.result(st, ret)
   if ret ~= nil and getmetatable(ret) ~= Outcome then
     error("policy returned a " .. type(ret) .. ": return nothing to proxy, or a gh.deny, "
@@ -441,7 +489,7 @@ function R.result(st, ret)
   st.outcome = o
   if not o then return 0 end
   return ACTION[o.action], o.status, o.detail or o.location or o.body, o.retry_after,
-    o.headers, o.scope
+    o.headers, o.scope, o.ratelimit
 end
 
 -- The body of a request's policy coroutine. st is the request's state

@@ -1,0 +1,298 @@
+#include "limiter.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "redis.h"
+#include "worker.h"
+
+/* GCRA in one script, on Redis's clock so that every gateway instance
+ * decides on the same time; the same arithmetic as gh_gcra. KEYS[1]: the
+ * key; ARGV: the emission interval and burst window in microseconds.
+ * Returns allowed, remaining, reset and retry_after (microseconds). */
+static const char GCRA_SRC[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+    "local T, tau = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+    "local tat = math.max(tonumber(redis.call('GET', KEYS[1])) or 0, now)\n"
+    "local new = tat + T\n"
+    "if new - now > tau then return { 0, 0, tat - now, new - tau - now } end\n"
+    "redis.call('SET', KEYS[1], string.format('%d', new), 'PX', math.ceil((new - now) / 1000))\n"
+    "return { 1, math.floor((tau - (new - now)) / T), new - now, 0 }\n";
+
+static gh_redis_script_t gcra_script;
+static gh_limit_table_t *table;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static size_t table_keys = 100000;
+static _Atomic uint64_t n_allowed, n_denied, n_errors;
+
+static void init_once(void)
+{
+    gh_redis_script_init(&gcra_script, GCRA_SRC);
+    table = gh_limit_table_new(table_keys);
+}
+
+int gh_limiter_init(size_t max_keys)
+{
+    table_keys = max_keys;
+    pthread_once(&once, init_once);
+    return table ? 0 : -1;
+}
+
+void gh_limiter_shutdown(void)
+{
+    gh_limit_table_free(table);
+    table = NULL;
+}
+
+gh_limiter_stats_t gh_limiter_stats(void)
+{
+    return (gh_limiter_stats_t){atomic_load(&n_allowed), atomic_load(&n_denied),
+                                atomic_load(&n_errors)};
+}
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Keeps what the headers of r's decision under spec name. */
+static void remember(gh_req_t *r, const gh_limit_spec_t *spec)
+{
+    size_t n =
+        spec->name_len < sizeof(r->limit.name) - 1 ? spec->name_len : sizeof(r->limit.name) - 1;
+    for (size_t i = 0; i < n; i++) { /* a valid sf-string: printable, no quote or backslash */
+        char ch = spec->name[i];
+        r->limit.name[i] = ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\' ? ch : '_';
+    }
+    r->limit.name[n] = '\0';
+    r->limit.window = spec->conf.per;
+    r->limit.res.limit = spec->conf.burst;
+    r->limit.headers = r->limit.headers || spec->headers;
+}
+
+/* Records a decision on r. */
+static void decided(gh_req_t *r, const gh_limit_result_t *res)
+{
+    r->limit.decided = true;
+    r->limit.failed = r->limit.failed_closed = false;
+    r->limit.res = *res;
+    atomic_fetch_add_explicit(res->allowed ? &n_allowed : &n_denied, 1, memory_order_relaxed);
+}
+
+/* Redis could not decide: the spec's on_error says what happens. Logged
+ * at most once a second per thread, counted always. */
+static void failed(gh_req_t *r, bool deny, const char *why)
+{
+    static _Thread_local time_t last;
+    time_t now = time(NULL);
+    atomic_fetch_add_explicit(&n_errors, 1, memory_order_relaxed);
+    if (now != last)
+        gh_log(GH_LOG_WARN, "rate limit: redis failed (%s); on_error = \"%s\" (request_id=%s)", why,
+               deny ? "deny" : "allow", r->id);
+    last = now;
+    r->limit.decided = true;
+    r->limit.failed = true;
+    r->limit.failed_closed = deny;
+    r->limit.error = deny ? "the rate limiter is unavailable" : "redis unavailable";
+    r->limit.res = (gh_limit_result_t){.allowed = !deny, .limit = r->limit.res.limit};
+}
+
+static void cancel_op(void *arg)
+{
+    gh_req_t *r = arg;
+    gh_redis_cancel(r->limit.op);
+    r->limit.op = NULL;
+}
+
+static void global_done(void *arg, const redisReply *reply, const char *err)
+{
+    gh_req_t *r = arg;
+    r->limit.op = NULL;
+    r->limit.pending = false;
+    bool ok = !err && reply->type == REDIS_REPLY_ARRAY && reply->elements == 4;
+    for (size_t i = 0; ok && i < 4; i++) ok = reply->element[i]->type == REDIS_REPLY_INTEGER;
+    if (!ok) {
+        failed(r, r->limit.deny_on_error, err ? err : "unexpected reply from the GCRA script");
+    } else {
+        gh_limit_result_t res = {
+            .allowed = reply->element[0]->integer == 1,
+            .limit = r->limit.res.limit,
+            .remaining = (double)reply->element[1]->integer,
+            .reset = (double)reply->element[2]->integer / 1e6,
+            .retry_after = (double)reply->element[3]->integer / 1e6,
+        };
+        decided(r, &res);
+    }
+    gh_req_run(r);
+}
+
+/* Sends the GCRA script for key. Returns 0 (waiting) or -1 (failed now). */
+static int global_start(gh_req_t *r, const char *key, size_t klen, const gh_limit_spec_t *spec,
+                        const char **why)
+{
+    const gh_redis_conf_t *rc = r->cfg->redis;
+    char k[GH_LIMIT_KEY_MAX + 128], t[24], tau[24];
+    int64_t t_us, tau_us;
+    gh_gcra_params(&spec->conf, &t_us, &tau_us);
+    int kl = snprintf(k, sizeof(k), "%srl:", rc->prefix);
+    if ((size_t)kl + klen > sizeof(k)) return *why = "key too long", -1;
+    memcpy(k + kl, key, klen);
+    snprintf(t, sizeof(t), "%lld", (long long)t_us);
+    snprintf(tau, sizeof(tau), "%lld", (long long)tau_us);
+    const char *argv[3] = {k, t, tau};
+    size_t lens[3] = {(size_t)kl + klen, strlen(t), strlen(tau)};
+    if (!r->limit.cleanup) {
+        if (gh_arena_cleanup_add(r->arena, cancel_op, r)) return *why = "out of memory", -1;
+        r->limit.cleanup = true;
+    }
+    if (gh_redis_eval(r->w->redis, &gcra_script, 1, 3, argv, lens, global_done, r, &r->limit.op,
+                      why))
+        return -1;
+    r->limit.decided = false;
+    r->limit.pending = true;
+    r->limit.deny_on_error = spec->deny_on_error;
+    return 0;
+}
+
+int gh_limiter_decide(gh_req_t *r, const char *key, size_t klen, const gh_limit_spec_t *spec,
+                      const char **err)
+{
+    if (!gh_limit_conf_valid(&spec->conf))
+        return *err = "rate and per must be positive numbers and burst at least 1", -1;
+    if (klen > GH_LIMIT_KEY_MAX) return *err = "the key is longer than 1024 bytes", -1;
+    remember(r, spec);
+    if (spec->global && r->w && r->w->redis) {
+        const char *why;
+        if (global_start(r, key, klen, spec, &why) == 0) return 0;
+        failed(r, spec->deny_on_error, why);
+        return 1;
+    }
+    if (gh_limiter_init(table_keys)) return *err = "out of memory", -1;
+    gh_limit_result_t res;
+    if (gh_limit_local(table, key, klen, &spec->conf, mono_us(), &res))
+        return *err = "out of memory", -1;
+    decided(r, &res);
+    return 1;
+}
+
+size_t gh_limiter_headers(const gh_req_t *r, char *out, size_t cap)
+{
+    const gh_req_limit_t *l = &r->limit;
+    if (!l->decided || l->failed) return 0;
+    int n = snprintf(out, cap,
+                     "RateLimit-Policy: \"%s\";q=%lld;w=%lld\r\n"
+                     "RateLimit: \"%s\";r=%lld;t=%lld\r\n",
+                     l->name, (long long)floor(l->res.limit), (long long)ceil(l->window), l->name,
+                     (long long)floor(l->res.remaining),
+                     (long long)ceil(l->res.allowed ? l->res.reset : l->res.retry_after));
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+void gh_limiter_refuse(gh_req_t *r)
+{
+    char hdrs[512];
+    size_t n = gh_limiter_headers(r, hdrs, sizeof(hdrs));
+    double ra = ceil(r->limit.res.retry_after);
+    snprintf(hdrs + n, sizeof(hdrs) - n, "Retry-After: %lld\r\n", (long long)(ra < 1 ? 1 : ra));
+    gh_req_error_with(r, 429, "too many requests", hdrs);
+}
+
+void gh_limiter_unavailable(gh_req_t *r)
+{
+    gh_req_error_with(r, 503, "the rate limiter is unavailable", "Retry-After: 1\r\n");
+}
+
+/* Appends a claim's value (a string or a number) to out; false when the
+ * claim is missing or of another type. */
+static bool claim_value(const gh_req_t *r, const char *name, char *out, size_t cap, size_t *n)
+{
+    const json_t *v = r->claims ? json_object_get(r->claims, name) : NULL;
+    if (json_is_string(v)) {
+        size_t len = json_string_length(v) < cap - *n ? json_string_length(v) : cap - *n;
+        memcpy(out + *n, json_string_value(v), len);
+        *n += len;
+        return len > 0;
+    }
+    if (!json_is_number(v)) return false;
+    int k = snprintf(out + *n, cap - *n, "%.17g", json_number_value(v));
+    if (k > 0) *n += (size_t)k < cap - *n ? (size_t)k : cap - *n - 1;
+    return true;
+}
+
+/* The shorthand's key: the route, what it counts by, and the value (the
+ * client's address instead when the header or claim is missing). Long
+ * values are cut at the key limit. */
+static size_t route_key(const gh_req_t *r, const gh_route_limit_t *l, char *out, size_t cap)
+{
+    static const char *const tag[] = {"ip", "sub", "header", "claim"};
+    size_t n = (size_t)snprintf(out, cap, "%s|%s|", r->route->name, tag[l->by]);
+    if (n >= cap) return cap - 1;
+    size_t at = n;
+    bool found = false;
+    if (l->by == GH_LIMIT_BY_SUB || l->by == GH_LIMIT_BY_CLAIM) {
+        found = claim_value(r, l->by == GH_LIMIT_BY_SUB ? "sub" : l->by_name, out, cap, &n);
+    } else if (l->by == GH_LIMIT_BY_HEADER) {
+        const gh_hdr_t *h = gh_head_find(&r->head, l->by_name);
+        size_t len = h ? h->value_len : 0;
+        if (len > cap - n) len = cap - n;
+        if (len) memcpy(out + n, gh_hdr_value(&r->head, h), len);
+        n += len;
+        found = len > 0;
+    }
+    if (!found) {
+        n = at;
+        int k = snprintf(out + n, cap - n, "%s%s",
+                         l->by == GH_LIMIT_BY_IP ? "" : "ip:", r->client_ip ? r->client_ip : "-");
+        n += k > 0 && (size_t)k < cap - n ? (size_t)k : 0;
+    }
+    return n;
+}
+
+/* Ends r as its decision says, or lets it go on. */
+static gh_phase_rc verdict(gh_req_t *r)
+{
+    if (r->limit.failed_closed) {
+        gh_limiter_unavailable(r);
+        return GH_PHASE_STOP;
+    }
+    if (!r->limit.res.allowed) {
+        gh_limiter_refuse(r);
+        return GH_PHASE_STOP;
+    }
+    return GH_PHASE_NEXT;
+}
+
+gh_phase_rc gh_limit_phase(gh_req_t *r)
+{
+    const gh_route_limit_t *l = r->route->rate_limit;
+    if (!l) return GH_PHASE_NEXT;
+    if (r->limit.pending) return GH_PHASE_WAIT;
+    if (!r->limit.decided) {
+        char key[GH_LIMIT_KEY_MAX];
+        size_t klen = route_key(r, l, key, sizeof(key));
+        gh_limit_spec_t spec = {{l->rate, l->per, l->burst},
+                                l->global,
+                                l->deny_on_error,
+                                l->headers,
+                                l->name,
+                                strlen(l->name)};
+        const char *err;
+        int rc = gh_limiter_decide(r, key, klen, &spec, &err);
+        if (rc < 0) {
+            gh_log(GH_LOG_ERROR, "rate limit of route %s: %s (request_id=%s)", r->route->name, err,
+                   r->id);
+            gh_req_error(r, 500, "the rate limit could not be decided");
+            return GH_PHASE_STOP;
+        }
+        if (rc == 0) return GH_PHASE_WAIT;
+    }
+    return verdict(r);
+}
