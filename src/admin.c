@@ -139,10 +139,12 @@ static const char *read_revocation(json_t *doc, gh_revoke_kind *kind, const char
     json_t *jti = json_object_get(doc, "jti"), *sub = json_object_get(doc, "sub");
     const char *key;
     json_t *v;
-    json_object_foreach(doc, key,
-                        v) if (strcmp(key, "jti") && strcmp(key, "sub") && strcmp(key, "exp") &&
-                               strcmp(key, "before")) return "unknown field: the body has jti and "
-                                                             "exp, or sub and (optionally) before";
+    json_object_foreach(doc, key, v)
+    {
+        if (strcmp(key, "jti") && strcmp(key, "sub") && strcmp(key, "exp") &&
+            strcmp(key, "before"))
+            return "unknown field: the body has jti and exp, or sub and (optionally) before";
+    }
     if (!jti == !sub) return "give either jti (with exp) or sub";
     json_t *s = jti ? jti : sub;
     if (!json_is_string(s) || json_string_length(s) == 0 || json_string_length(s) > MAX_ID_BYTES)

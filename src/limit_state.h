@@ -5,10 +5,13 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "ratelimit.h"
 
-typedef struct gh_redis_op_s gh_redis_op_t;
+#include "list.h"
+
+struct gh_limit_call_s;
 
 typedef struct {
     gh_limit_conf_t conf;
@@ -21,7 +24,12 @@ typedef struct {
 
 /* What a request's last decision was (kept in gh_req_t). */
 typedef struct {
-    gh_redis_op_t *op;  /* a global decision under way, or NULL */
+    gh_link_t link;               /* queued for the worker's next batch */
+    struct gh_limit_call_s *call; /* or sent in this one, at slot */
+    int slot;
+    const char *key; /* the Redis key (arena), and the GCRA parameters */
+    size_t klen;
+    int64_t t_us, tau_us;
     bool pending;       /* waiting for Redis: the phase re-enters when it answers */
     bool decided;       /* res holds the last decision */
     bool failed;        /* Redis failed for it (error says why) */

@@ -11,19 +11,45 @@
 #include "redis.h"
 #include "worker.h"
 
-/* GCRA in one script, on Redis's clock so that every gateway instance
- * decides on the same time; the same arithmetic as gh_gcra. KEYS[1]: the
- * key; ARGV: the emission interval and burst window in microseconds.
- * Returns allowed, remaining, reset and retry_after (microseconds). */
+/* GCRA for a batch of keys in one script, on Redis's clock so that every
+ * gateway instance decides on the same time; the same arithmetic as
+ * gh_gcra, key after key (a key twice in a batch sees its first decision).
+ * KEYS: the keys; ARGV: per key, its emission interval and burst window in
+ * microseconds. Returns "allowed remaining reset retry_after" per key
+ * (times in microseconds), comma-separated: one string, one allocation. */
 static const char GCRA_SRC[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
-    "local T, tau = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
-    "local tat = math.max(tonumber(redis.call('GET', KEYS[1])) or 0, now)\n"
-    "local new = tat + T\n"
-    "if new - now > tau then return { 0, 0, tat - now, new - tau - now } end\n"
-    "redis.call('SET', KEYS[1], string.format('%d', new), 'PX', math.ceil((new - now) / 1000))\n"
-    "return { 1, math.floor((tau - (new - now)) / T), new - now, 0 }\n";
+    "local out = {}\n"
+    "for i = 1, #KEYS do\n"
+    "  local T, tau = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])\n"
+    "  local tat = math.max(tonumber(redis.call('GET', KEYS[i])) or 0, now)\n"
+    "  local new = tat + T\n"
+    "  if new - now > tau then\n"
+    "    out[i] = string.format('0 0 %d %d', tat - now, new - tau - now)\n"
+    "  else\n"
+    "    redis.call('SET', KEYS[i], string.format('%d', new), 'PX', math.ceil((new - now) / "
+    "1000))\n"
+    "    out[i] = string.format('1 %d %d 0', math.floor((tau - (new - now)) / T), new - now)\n"
+    "  end\n"
+    "end\n"
+    "return table.concat(out, ',')\n";
+
+#define BATCH_MAX 128 /* keys per script call */
+
+/* The decisions sent in one script call, by slot; NULL: the request ended. */
+typedef struct gh_limit_call_s {
+    int n;
+    gh_req_t *reqs[];
+} call_t;
+
+/* A worker's global decisions waiting for the end of this loop iteration's
+ * I/O, when they go to Redis together. */
+struct gh_limit_batch_s {
+    uv_check_t check;
+    gh_link_t queue;
+    gh_redis_t *rd;
+};
 
 static gh_redis_script_t gcra_script;
 static gh_limit_table_t *table;
@@ -105,60 +131,150 @@ static void failed(gh_req_t *r, bool deny, const char *why)
     r->limit.res = (gh_limit_result_t){.allowed = !deny, .limit = r->limit.res.limit};
 }
 
-static void cancel_op(void *arg)
+/* Arena cleanup: a request that ends while its decision is queued or
+ * sent is taken out of it. */
+static void leave_batch(void *arg)
 {
     gh_req_t *r = arg;
-    gh_redis_cancel(r->limit.op);
-    r->limit.op = NULL;
+    if (r->limit.link.next) gh_list_remove(&r->limit.link);
+    if (r->limit.call) r->limit.call->reqs[r->limit.slot] = NULL;
+    r->limit.call = NULL;
 }
 
-static void global_done(void *arg, const redisReply *reply, const char *err)
+/* Reads "a r reset retry" at *p into res; false when malformed. */
+static bool parse_one(const char **p, gh_limit_result_t *res)
 {
-    gh_req_t *r = arg;
-    r->limit.op = NULL;
+    long long a, rem, reset, retry;
+    int used = 0;
+    if (sscanf(*p, "%lld %lld %lld %lld%n", &a, &rem, &reset, &retry, &used) != 4) return false;
+    *p += used;
+    if (**p == ',') (*p)++;
+    res->allowed = a == 1;
+    res->remaining = (double)rem;
+    res->reset = (double)reset / 1e6;
+    res->retry_after = (double)retry / 1e6;
+    return true;
+}
+
+/* Takes slot i's request off the call and re-enters its phase with a
+ * decision (or the failure). */
+static void settle(call_t *c, int i, const gh_limit_result_t *res, const char *err)
+{
+    gh_req_t *r = c->reqs[i];
+    if (!r) return;
+    c->reqs[i] = NULL;
+    r->limit.call = NULL;
     r->limit.pending = false;
-    bool ok = !err && reply->type == REDIS_REPLY_ARRAY && reply->elements == 4;
-    for (size_t i = 0; ok && i < 4; i++) ok = reply->element[i]->type == REDIS_REPLY_INTEGER;
-    if (!ok) {
-        failed(r, r->limit.deny_on_error, err ? err : "unexpected reply from the GCRA script");
+    if (err) {
+        failed(r, r->limit.deny_on_error, err);
     } else {
-        gh_limit_result_t res = {
-            .allowed = reply->element[0]->integer == 1,
-            .limit = r->limit.res.limit,
-            .remaining = (double)reply->element[1]->integer,
-            .reset = (double)reply->element[2]->integer / 1e6,
-            .retry_after = (double)reply->element[3]->integer / 1e6,
-        };
-        decided(r, &res);
+        gh_limit_result_t d = *res;
+        d.limit = r->limit.res.limit;
+        decided(r, &d);
     }
     gh_req_run(r);
 }
 
-/* Sends the GCRA script for key. Returns 0 (waiting) or -1 (failed now). */
+static void call_done(void *arg, const redisReply *reply, const char *err)
+{
+    call_t *c = arg;
+    const char *p = !err && reply->type == REDIS_REPLY_STRING ? reply->str : NULL;
+    if (!err && !p) err = "unexpected reply from the GCRA script";
+    for (int i = 0; i < c->n; i++) {
+        gh_limit_result_t res = {0};
+        if (!err && !parse_one(&p, &res)) err = "unexpected reply from the GCRA script";
+        settle(c, i, &res, err);
+    }
+    free(c);
+}
+
+/* Sends up to BATCH_MAX queued decisions in one script call. */
+static void send_batch(gh_limit_batch_t *b)
+{
+    const char *argv[3 * BATCH_MAX];
+    size_t lens[3 * BATCH_MAX];
+    char nums[2 * BATCH_MAX][24];
+    call_t *c = malloc(sizeof(*c) + BATCH_MAX * sizeof(gh_req_t *));
+    int n = 0;
+    while (c && n < BATCH_MAX && !gh_list_empty(&b->queue)) {
+        gh_req_t *r = gh_container_of(b->queue.next, gh_req_t, limit.link);
+        gh_list_remove(&r->limit.link);
+        r->limit.call = c;
+        r->limit.slot = n;
+        c->reqs[n] = r;
+        argv[n] = r->limit.key;
+        lens[n] = r->limit.klen;
+        n++;
+    }
+    if (!c) return; /* out of memory: the queue is tried again next iteration */
+    c->n = n;
+    for (int i = 0; i < n; i++) {
+        snprintf(nums[2 * i], 24, "%lld", (long long)c->reqs[i]->limit.t_us);
+        snprintf(nums[2 * i + 1], 24, "%lld", (long long)c->reqs[i]->limit.tau_us);
+        argv[n + 2 * i] = nums[2 * i], lens[n + 2 * i] = strlen(nums[2 * i]);
+        argv[n + 2 * i + 1] = nums[2 * i + 1], lens[n + 2 * i + 1] = strlen(nums[2 * i + 1]);
+    }
+    const char *why;
+    if (gh_redis_eval(b->rd, &gcra_script, n, 3 * n, argv, lens, call_done, c, NULL, &why) == 0)
+        return;
+    for (int i = 0; i < n; i++) settle(c, i, NULL, why);
+    free(c);
+}
+
+/* After this iteration's I/O: everything queued goes to Redis. */
+static void on_check(uv_check_t *h)
+{
+    gh_limit_batch_t *b = h->data;
+    while (!gh_list_empty(&b->queue)) send_batch(b);
+    uv_check_stop(h);
+}
+
+gh_limit_batch_t *gh_limiter_batch_new(uv_loop_t *loop, gh_redis_t *rd)
+{
+    gh_limit_batch_t *b = calloc(1, sizeof(*b));
+    if (!b) return NULL;
+    gh_list_init(&b->queue);
+    b->rd = rd;
+    uv_check_init(loop, &b->check);
+    uv_unref((uv_handle_t *)&b->check);
+    b->check.data = b;
+    return b;
+}
+
+static void batch_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+void gh_limiter_batch_close(gh_limit_batch_t *b)
+{
+    if (b) uv_close((uv_handle_t *)&b->check, batch_closed);
+}
+
+/* Queues a global decision for key. Returns 0 (waiting) or -1 (failed now). */
 static int global_start(gh_req_t *r, const char *key, size_t klen, const gh_limit_spec_t *spec,
                         const char **why)
 {
-    const gh_redis_conf_t *rc = r->cfg->redis;
-    char k[GH_LIMIT_KEY_MAX + 128], t[24], tau[24];
-    int64_t t_us, tau_us;
-    gh_gcra_params(&spec->conf, &t_us, &tau_us);
-    int kl = snprintf(k, sizeof(k), "%srl:", rc->prefix);
-    if ((size_t)kl + klen > sizeof(k)) return *why = "key too long", -1;
-    memcpy(k + kl, key, klen);
-    snprintf(t, sizeof(t), "%lld", (long long)t_us);
-    snprintf(tau, sizeof(tau), "%lld", (long long)tau_us);
-    const char *argv[3] = {k, t, tau};
-    size_t lens[3] = {(size_t)kl + klen, strlen(t), strlen(tau)};
+    const char *prefix = r->cfg->redis->prefix;
+    size_t pl = strlen(prefix);
+    char *k = gh_arena_alloc(r->arena, pl + 3 + klen);
+    if (!k) return *why = "out of memory", -1;
+    memcpy(k, prefix, pl);
+    memcpy(k + pl, "rl:", 3);
+    memcpy(k + pl + 3, key, klen);
     if (!r->limit.cleanup) {
-        if (gh_arena_cleanup_add(r->arena, cancel_op, r)) return *why = "out of memory", -1;
+        if (gh_arena_cleanup_add(r->arena, leave_batch, r)) return *why = "out of memory", -1;
         r->limit.cleanup = true;
     }
-    if (gh_redis_eval(r->w->redis, &gcra_script, 1, 3, argv, lens, global_done, r, &r->limit.op,
-                      why))
-        return -1;
+    r->limit.key = k;
+    r->limit.klen = pl + 3 + klen;
+    gh_gcra_params(&spec->conf, &r->limit.t_us, &r->limit.tau_us);
     r->limit.decided = false;
     r->limit.pending = true;
     r->limit.deny_on_error = spec->deny_on_error;
+    gh_limit_batch_t *b = r->w->limits;
+    if (gh_list_empty(&b->queue)) uv_check_start(&b->check, on_check);
+    gh_list_push_tail(&b->queue, &r->limit.link);
     return 0;
 }
 
@@ -169,7 +285,7 @@ int gh_limiter_decide(gh_req_t *r, const char *key, size_t klen, const gh_limit_
         return *err = "rate and per must be positive numbers and burst at least 1", -1;
     if (klen > GH_LIMIT_KEY_MAX) return *err = "the key is longer than 1024 bytes", -1;
     remember(r, spec);
-    if (spec->global && r->w && r->w->redis) {
+    if (spec->global && r->w && r->w->limits) {
         const char *why;
         if (global_start(r, key, klen, spec, &why) == 0) return 0;
         failed(r, spec->deny_on_error, why);

@@ -10,6 +10,8 @@
 #include <stdint.h>
 
 #include "limit_state.h"
+#include <uv.h>
+
 #include "req.h"
 
 /* Counters of decisions since start (for metrics). */
@@ -42,5 +44,12 @@ void gh_limiter_refuse(gh_req_t *r);
 void gh_limiter_unavailable(gh_req_t *r);
 
 gh_limiter_stats_t gh_limiter_stats(void);
+
+/* A worker's batch of global decisions, sent through rd once per loop
+ * iteration; closed (and freed once closed) on the worker's loop. */
+typedef struct gh_limit_batch_s gh_limit_batch_t;
+typedef struct gh_redis_s gh_redis_t;
+gh_limit_batch_t *gh_limiter_batch_new(uv_loop_t *loop, gh_redis_t *rd);
+void gh_limiter_batch_close(gh_limit_batch_t *b);
 
 #endif

@@ -105,18 +105,21 @@ static int op_send(conn_t *c, gh_redis_op_t *op, int argc, const char **argv, co
     return 0;
 }
 
-/* Sends a script call as EVALSHA, or (eval) with the whole source. */
+/* Sends a script call as EVALSHA, or (eval) with the whole source.
+ * Returns 0 or -1 (OOM). */
 static int script_send(conn_t *c, gh_redis_op_t *op, bool eval)
 {
-    const char *argv[3 + 64];
-    size_t lens[3 + 64];
-    if (op->argc > 64) return -1;
+    const char **argv = malloc((size_t)(3 + op->argc) * (sizeof(char *) + sizeof(size_t)));
+    if (!argv) return -1;
+    size_t *lens = (size_t *)(argv + 3 + op->argc);
     argv[0] = eval ? "EVAL" : "EVALSHA";
     argv[1] = eval ? op->script->src : op->script->sha;
     argv[2] = op->nkeys;
     for (int i = 0; i < 3; i++) lens[i] = strlen(argv[i]);
     for (int i = 0; i < op->argc; i++) argv[3 + i] = op->argv[i], lens[3 + i] = op->lens[i];
-    return op_send(c, op, 3 + op->argc, argv, lens);
+    int rc = op_send(c, op, 3 + op->argc, argv, lens);
+    free(argv);
+    return rc;
 }
 
 static void op_reply(redisAsyncContext *ac, void *r, void *priv)
@@ -206,7 +209,7 @@ int gh_redis_eval(gh_redis_t *rd, const gh_redis_script_t *s, int nkeys, int arg
     snprintf(op->nkeys, sizeof(op->nkeys), "%d", nkeys);
     if (script_send(c, op, false)) {
         free(op);
-        return *err = "too many arguments or out of memory", -1;
+        return *err = "out of memory", -1;
     }
     if (opp) *opp = op;
     return 0;

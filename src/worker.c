@@ -13,6 +13,7 @@
 
 #include "auth.h"
 #include "conn.h"
+#include "limiter.h"
 #include "redis.h"
 #include "token_cache.h"
 #include "upstream.h"
@@ -138,8 +139,10 @@ static void worker_main(void *arg)
 {
     gh_worker_t *w = arg;
     uv_run(&w->loop, UV_RUN_DEFAULT);
+    gh_limiter_batch_close(w->limits);
     gh_redis_close(w->redis); /* its connections never kept the loop alive */
     w->redis = NULL;
+    w->limits = NULL;
     uv_mutex_lock(&w->wakeup_lock);
     uv_close((uv_handle_t *)&w->wakeup, NULL);
     w->wakeup_closed = 1;
@@ -186,7 +189,9 @@ int gh_worker_start(gh_worker_t *w)
     if (w->cfg->redis) {
         char who[32];
         snprintf(who, sizeof(who), "worker %d", w->id);
-        if (!(w->redis = gh_redis_new(&w->loop, w->cfg->redis, who))) return UV_ENOMEM;
+        if (!(w->redis = gh_redis_new(&w->loop, w->cfg->redis, who)) ||
+            !(w->limits = gh_limiter_batch_new(&w->loop, w->redis)))
+            return UV_ENOMEM;
     }
     uv_mutex_init(&w->wakeup_lock);
     uv_async_init(&w->loop, &w->wakeup, on_wakeup);

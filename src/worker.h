@@ -28,6 +28,7 @@ typedef struct gh_worker_s {
     struct gh_token_cache_s *tokens; /* verified tokens */
     struct gh_lua_vm_s *lua;         /* route policies; NULL when no route has Lua code */
     struct gh_redis_s *redis;        /* rate limits and gh.revoke; NULL without redis */
+    struct gh_limit_batch_s *limits; /* global rate-limit decisions for the next batch */
     uv_async_t wakeup;               /* main thread -> worker: drain or stop */
     uv_mutex_t wakeup_lock;          /* guards wakeup against its closing */
     int wakeup_closed;
