@@ -33,7 +33,7 @@ static struct {
     map_t map[2]; /* by gh_revoke_kind */
     atomic_size_t count;
     atomic_bool synced;      /* loaded from Redis at least once */
-    _Atomic int64_t last_ok; /* unix time of the last word from Redis */
+    _Atomic int64_t last_ok; /* unix time (ms) of the last word from Redis */
     bool redis;              /* Redis configured: the list can be unknown */
     bool deny;               /* revocation.on_error = "deny" */
     double max_stale, subject_ttl, poll;
@@ -194,7 +194,7 @@ void gh_revoke_reset(void)
 static bool list_usable(double now)
 {
     if (!R.redis) return true;
-    return atomic_load(&R.synced) && now - (double)atomic_load(&R.last_ok) <= R.max_stale;
+    return atomic_load(&R.synced) && now - (double)atomic_load(&R.last_ok) / 1e3 <= R.max_stale;
 }
 
 gh_revoke_status gh_revoke_check(const json_t *claims, double now)
@@ -273,7 +273,9 @@ static void merge(gh_revoke_kind kind, const redisReply *a)
 
 static void heard_from_redis(void)
 {
-    atomic_store(&R.last_ok, (int64_t)time(NULL));
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    atomic_store(&R.last_ok, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 }
 
 static void dump_done(void *arg, const redisReply *reply, const char *err)
