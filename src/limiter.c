@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -11,26 +12,37 @@
 #include "redis.h"
 #include "worker.h"
 
-/* GCRA for a batch of keys in one script, on Redis's clock so that every
- * gateway instance decides on the same time; the same arithmetic as
- * gh_gcra, key after key (a key twice in a batch sees its first decision).
- * KEYS: the keys; ARGV: per key, its emission interval and burst window in
- * microseconds. Returns "allowed remaining reset retry_after" per key
- * (times in microseconds), comma-separated: one string, one allocation. */
+/* GCRA for a batch in one script, on Redis's clock so that every gateway
+ * instance decides on the same time; the same arithmetic as gh_gcra. Each
+ * key comes once, with how many decisions to make on it in a row (a hot
+ * key, such as a tenant's, costs one GET and one SET per batch). KEYS: the
+ * keys; ARGV: per key, its emission interval and burst window in
+ * microseconds and the count. Returns "allowed remaining reset
+ * retry_after" per decision (times in microseconds), comma-separated, in
+ * order: one string, one allocation. */
 static const char GCRA_SRC[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
     "local out = {}\n"
     "for i = 1, #KEYS do\n"
-    "  local T, tau = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])\n"
-    "  local tat = math.max(tonumber(redis.call('GET', KEYS[i])) or 0, now)\n"
-    "  local new = tat + T\n"
-    "  if new - now > tau then\n"
-    "    out[i] = string.format('0 0 %d %d', tat - now, new - tau - now)\n"
-    "  else\n"
-    "    redis.call('SET', KEYS[i], string.format('%d', new), 'PX', math.ceil((new - now) / "
+    "  local T, tau, n = tonumber(ARGV[3 * i - 2]), tonumber(ARGV[3 * i - 1]), "
+    "tonumber(ARGV[3 * i])\n"
+    "  local stored = tonumber(redis.call('GET', KEYS[i])) or 0\n"
+    "  local tat = stored\n"
+    "  for j = 1, n do\n"
+    "    local t0 = math.max(tat, now)\n"
+    "    local new = t0 + T\n"
+    "    if new - now > tau then\n"
+    "      out[#out + 1] = string.format('0 0 %d %d', t0 - now, new - tau - now)\n"
+    "    else\n"
+    "      tat = new\n"
+    "      out[#out + 1] = string.format('1 %d %d 0', math.floor((tau - (new - now)) / T), "
+    "new - now)\n"
+    "    end\n"
+    "  end\n"
+    "  if tat ~= stored then\n"
+    "    redis.call('SET', KEYS[i], string.format('%d', tat), 'PX', math.ceil((tat - now) / "
     "1000))\n"
-    "    out[i] = string.format('1 %d %d 0', math.floor((tau - (new - now)) / T), new - now)\n"
     "  end\n"
     "end\n"
     "return table.concat(out, ',')\n";
@@ -144,15 +156,18 @@ static void leave_batch(void *arg)
 /* Reads "a r reset retry" at *p into res; false when malformed. */
 static bool parse_one(const char **p, gh_limit_result_t *res)
 {
-    long long a, rem, reset, retry;
-    int used = 0;
-    if (sscanf(*p, "%lld %lld %lld %lld%n", &a, &rem, &reset, &retry, &used) != 4) return false;
-    *p += used;
-    if (**p == ',') (*p)++;
-    res->allowed = a == 1;
-    res->remaining = (double)rem;
-    res->reset = (double)reset / 1e6;
-    res->retry_after = (double)retry / 1e6;
+    long long v[4];
+    char *end = (char *)*p;
+    for (int i = 0; i < 4; i++) {
+        const char *start = end;
+        v[i] = strtoll(start, &end, 10);
+        if (end == start) return false;
+    }
+    *p = *end == ',' ? end + 1 : end;
+    res->allowed = v[0] == 1;
+    res->remaining = (double)v[1];
+    res->reset = (double)v[2] / 1e6;
+    res->retry_after = (double)v[3] / 1e6;
     return true;
 }
 
@@ -188,34 +203,63 @@ static void call_done(void *arg, const redisReply *reply, const char *err)
     free(c);
 }
 
-/* Sends up to BATCH_MAX queued decisions in one script call. */
+/* One key of a batch, and how many of its decisions it carries. */
+typedef struct {
+    const char *key;
+    size_t klen;
+    int64_t t_us, tau_us;
+    int n;
+} entry_t;
+
+/* The entry for r's key and parameters, added when new; returns its index. */
+static int entry_of(entry_t *e, int *ne, const gh_req_t *r)
+{
+    const gh_req_limit_t *l = &r->limit;
+    for (int i = 0; i < *ne; i++)
+        if (e[i].klen == l->klen && e[i].t_us == l->t_us && e[i].tau_us == l->tau_us &&
+            memcmp(e[i].key, l->key, l->klen) == 0)
+            return i;
+    e[*ne] = (entry_t){l->key, l->klen, l->t_us, l->tau_us, 0};
+    return (*ne)++;
+}
+
+/* Sends up to BATCH_MAX queued decisions in one script call, the
+ * decisions on one key side by side in the call's slots. */
 static void send_batch(gh_limit_batch_t *b)
 {
-    const char *argv[3 * BATCH_MAX];
-    size_t lens[3 * BATCH_MAX];
-    char nums[2 * BATCH_MAX][24];
+    entry_t e[BATCH_MAX];
+    gh_req_t *taken[BATCH_MAX];
+    int of[BATCH_MAX], at[BATCH_MAX], n = 0, ne = 0;
     call_t *c = malloc(sizeof(*c) + BATCH_MAX * sizeof(gh_req_t *));
-    int n = 0;
-    while (c && n < BATCH_MAX && !gh_list_empty(&b->queue)) {
+    if (!c) return; /* out of memory: the queue is tried again next iteration */
+    while (n < BATCH_MAX && !gh_list_empty(&b->queue)) {
         gh_req_t *r = gh_container_of(b->queue.next, gh_req_t, limit.link);
         gh_list_remove(&r->limit.link);
-        r->limit.call = c;
-        r->limit.slot = n;
-        c->reqs[n] = r;
-        argv[n] = r->limit.key;
-        lens[n] = r->limit.klen;
-        n++;
+        taken[n] = r;
+        of[n] = entry_of(e, &ne, r);
+        e[of[n++]].n++;
     }
-    if (!c) return; /* out of memory: the queue is tried again next iteration */
+    for (int i = 0, pos = 0; i < ne; pos += e[i++].n) at[i] = pos;
+    for (int k = 0; k < n; k++) {
+        int slot = at[of[k]]++;
+        c->reqs[slot] = taken[k];
+        taken[k]->limit.call = c;
+        taken[k]->limit.slot = slot;
+    }
     c->n = n;
-    for (int i = 0; i < n; i++) {
-        snprintf(nums[2 * i], 24, "%lld", (long long)c->reqs[i]->limit.t_us);
-        snprintf(nums[2 * i + 1], 24, "%lld", (long long)c->reqs[i]->limit.tau_us);
-        argv[n + 2 * i] = nums[2 * i], lens[n + 2 * i] = strlen(nums[2 * i]);
-        argv[n + 2 * i + 1] = nums[2 * i + 1], lens[n + 2 * i + 1] = strlen(nums[2 * i + 1]);
+    const char *argv[4 * BATCH_MAX];
+    size_t lens[4 * BATCH_MAX];
+    char nums[3 * BATCH_MAX][24];
+    for (int i = 0; i < ne; i++) {
+        argv[i] = e[i].key, lens[i] = e[i].klen;
+        snprintf(nums[3 * i], 24, "%lld", (long long)e[i].t_us);
+        snprintf(nums[3 * i + 1], 24, "%lld", (long long)e[i].tau_us);
+        snprintf(nums[3 * i + 2], 24, "%d", e[i].n);
+        for (int k = 0; k < 3; k++)
+            argv[ne + 3 * i + k] = nums[3 * i + k], lens[ne + 3 * i + k] = strlen(nums[3 * i + k]);
     }
     const char *why;
-    if (gh_redis_eval(b->rd, &gcra_script, n, 3 * n, argv, lens, call_done, c, NULL, &why) == 0)
+    if (gh_redis_eval(b->rd, &gcra_script, ne, 4 * ne, argv, lens, call_done, c, NULL, &why) == 0)
         return;
     for (int i = 0; i < n; i++) settle(c, i, NULL, why);
     free(c);
@@ -227,6 +271,7 @@ static void on_check(uv_check_t *h)
     gh_limit_batch_t *b = h->data;
     while (!gh_list_empty(&b->queue)) send_batch(b);
     uv_check_stop(h);
+    gh_redis_flush(b->rd);
 }
 
 gh_limit_batch_t *gh_limiter_batch_new(uv_loop_t *loop, gh_redis_t *rd)

@@ -215,6 +215,15 @@ int gh_redis_eval(gh_redis_t *rd, const gh_redis_script_t *s, int nkeys, int arg
     return 0;
 }
 
+void gh_redis_flush(gh_redis_t *rd)
+{
+    for (int i = 0; i < rd->n; i++) {
+        conn_t *c = &rd->conns[i];
+        if (c->ac && c->state == CONN_READY && !gh_list_empty(&c->ops))
+            redisAsyncHandleWrite(c->ac); /* may drop it on a write error */
+    }
+}
+
 void gh_redis_cancel(gh_redis_op_t *op)
 {
     if (op) op->cb = NULL;

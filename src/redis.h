@@ -73,6 +73,10 @@ int gh_redis_eval(gh_redis_t *rd, const gh_redis_script_t *s, int nkeys, int arg
  * (pool 1) and take no other calls. Returns 0 or -1 (OOM). */
 int gh_redis_subscribe(gh_redis_t *rd, const char *channel, gh_redis_cb cb, void *arg);
 
+/* Writes the calls made so far now rather than when the loop next polls
+ * (a batch sender calls it once after queueing). */
+void gh_redis_flush(gh_redis_t *rd);
+
 /* The call's callback will not be called; its reply is dropped. */
 void gh_redis_cancel(gh_redis_op_t *op);
 
