@@ -8,6 +8,8 @@
 --   routes/accounts.lua   4. identity headers for a Spring Boot service,
 --                            hardened response headers
 --   routes/catalog.lua    5. a sticky 10% canary on a hash of the user id
+--   routes/limits.lua     6. per-user rate limits (gh.limit and the rate_limit
+--                            shorthand) and sign-out with gh.revoke
 --
 -- Check it:      gatehouse -t -c examples/policies/gatehouse.lua
 -- Test the policies without a gateway (no upstream, no Keycloak needed):
@@ -67,6 +69,9 @@ return {
   lua = {
     budget = 0.05,  -- seconds of Lua time per request (waits not counted); past it: 500
   },
+  -- With REDIS_URL (e.g. redis://127.0.0.1:6379), rate limits and
+  -- revocations are shared by every instance; without, each keeps its own.
+  redis = env("REDIS_URL") and { url = env("REDIS_URL"), timeout_ms = 200 } or nil,
   issuers = {
     keycloak = keycloak,
   },

@@ -351,3 +351,15 @@ def challenge(resp):
         params[m.group(1)] = m.group(2)
         rest = rest[m.end():]
     return params
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A real redis-server (tests/e2e/redis_server.py) on a free 127.0.0.1
+    port, started and answering PING; stopped by its own PID at teardown
+    (resumed first if a test left it paused)."""
+    from redis_server import RedisServer
+
+    srv = RedisServer(str(tmp_path / "redis")).start()
+    yield srv
+    srv.stop()

@@ -32,7 +32,7 @@ DEV_KEY = os.path.abspath(os.path.join(ROOT, "examples", "quickstart", "keys", "
 ISS = "https://sso.example.com/realms/shop"
 UPSTREAMS = ["orders", "inventory", "tenant-shared", "tenant-a", "tenant-b", "accounts", "catalog",
              "catalog-canary"]
-ENV_VARS = ["GATEHOUSE_LISTEN", "GATEHOUSE_WORKERS", "KEYCLOAK_REALM_URL"] + \
+ENV_VARS = ["GATEHOUSE_LISTEN", "GATEHOUSE_WORKERS", "KEYCLOAK_REALM_URL", "REDIS_URL"] + \
     ["UPSTREAM_" + n.upper().replace("-", "_") for n in UPSTREAMS]
 
 
@@ -180,7 +180,7 @@ def denied(resp, status, detail):
 def test_config_is_valid_as_shipped():
     out = run_gatehouse("-t", "-c", CONFIG)
     assert out.returncode == 0, out.stderr
-    assert "configuration is valid (6 routes, 8 upstreams)" in out.stdout, out.stdout
+    assert "configuration is valid (9 routes, 8 upstreams)" in out.stdout, out.stdout
 
 
 def test_config_is_valid_against_a_real_keycloak_realm():
@@ -188,7 +188,7 @@ def test_config_is_valid_against_a_real_keycloak_realm():
     out = run_gatehouse("-t", "-c", CONFIG,
                         env=clean_env(KEYCLOAK_REALM_URL="https://sso.example.com/realms/shop"))
     assert out.returncode == 0, out.stderr
-    assert "configuration is valid (6 routes, 8 upstreams)" in out.stdout, out.stdout
+    assert "configuration is valid (9 routes, 8 upstreams)" in out.stdout, out.stdout
 
 
 def test_policy_tests_pass():
@@ -498,3 +498,51 @@ def test_catalog_canary_testers_always_get_the_canary(e):
     assert resp.status == 200, resp
     assert resp.header("X-Variant") == "canary"
     e.only("catalog-canary")
+
+
+# ---------------------------------------------------------------------------
+# 6. routes/limits.lua: per-user limits and sign-out (no Redis here: local)
+
+
+def test_exports_two_at_once_then_429_with_ratelimit_headers(e):
+    tok = token(sub="exporter-1")
+    for i in range(2):
+        resp = e.send("POST", "/api/orders/exports", tok)
+        assert resp.status == 200, resp
+        assert resp.header("RateLimit-Policy") == '"exports";q=2;w=3600', resp.headers
+        assert resp.header("RateLimit").startswith(f'"exports";r={1 - i};t='), resp.headers
+    reqs = e.only("orders", 2)
+    assert all(r.target == "/orders/exports" for r in reqs)
+    e.clear()
+    resp = e.send("POST", "/api/orders/exports", tok)
+    denied(resp, 429, "too many requests")
+    assert resp.header("Retry-After") == "720"
+    assert resp.header("RateLimit") == '"exports";r=0;t=720'
+    e.nothing()
+    # another user's count is their own; an admin's allowance is larger
+    assert e.send("POST", "/api/orders/exports", token(sub="exporter-2")).status == 200
+    admin = token(sub="exporter-1", roles=("USER", "ADMIN"))
+    assert e.send("POST", "/api/orders/exports", admin).status == 200
+
+
+def test_catalog_search_shorthand_limit_per_user(e):
+    tok = token(sub="searcher-1")
+    statuses = [e.send("GET", "/api/catalog/search?q=x", tok).status for _ in range(45)]
+    # 40 at once, then 20/s: a quick run of 45 sees the 429s start at about 41
+    assert statuses[:40] == [200] * 40, statuses
+    assert 429 in statuses[40:], statuses
+    assert e.send("GET", "/api/catalog/search?q=x", token(sub="searcher-2")).status == 200
+
+
+def test_logout_revokes_the_token_everywhere(e):
+    tok = token(sub="leaver-1")
+    assert e.send("GET", "/api/orders/1", tok).status == 200
+    resp = e.send("POST", "/api/session/logout", tok)
+    assert resp.status == 204, resp
+    e.clear()
+    resp = e.send("GET", "/api/orders/1", tok)
+    doc = assert_problem(resp, 401)
+    assert doc["detail"] == "token revoked"
+    assert 'error_description="token revoked"' in resp.header("WWW-Authenticate")
+    e.nothing()
+    assert e.send("GET", "/api/orders/1", token(sub="leaver-1")).status == 200  # a new login
