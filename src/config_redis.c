@@ -56,8 +56,9 @@ static int parse_redis(gh_cfg_ctx_t *c, int t, gh_config_t *cfg)
     char *url = NULL, *password = NULL, why[300];
     double timeout = 200, pool = 1;
     if (gh_cfg_keys(c, t, allowed, keys) || gh_cfg_string(c, t, "url", &url, ukeys) ||
-        gh_cfg_string(c, t, "password", &password, keys) ||
-        gh_cfg_string(c, t, "prefix", &r->prefix, keys) ||
+        gh_cfg_string(c, t, "password", &password,
+                      (const char *const[]){"redis", "password", NULL}) ||
+        gh_cfg_string(c, t, "prefix", &r->prefix, (const char *const[]){"redis", "prefix", NULL}) ||
         gh_cfg_number(c, t, "timeout_ms", 1, 60000, &timeout, "redis") ||
         gh_cfg_number(c, t, "pool", 1, 64, &pool, "redis"))
         goto fail;
@@ -71,12 +72,9 @@ static int parse_redis(gh_cfg_ctx_t *c, int t, gh_config_t *cfg)
     }
     if (redis_host(c, r, ukeys)) goto fail;
     if (password) free(r->password), r->password = password, password = NULL;
-    const char *at = strchr(url, '@'); /* logs never show the password */
-    r->url = malloc(strlen(url) + 16);
-    if (at)
-        sprintf(r->url, "redis://***@%s", at + 1);
-    else
-        strcpy(r->url, url);
+    char shown[256]; /* logs never show the password */
+    gh_redis_url_masked(url, shown, sizeof(shown));
+    r->url = strdup(shown);
     if (!r->prefix) r->prefix = strdup("gatehouse:");
     r->timeout = timeout / 1000;
     r->pool = (int)pool;
@@ -107,6 +105,11 @@ static int parse_revocation(gh_cfg_ctx_t *c, int idx, gh_config_t *cfg)
              gh_cfg_number(c, t, "max_stale", 0, 86400, &v->max_stale, "revocation") ||
              gh_cfg_number(c, t, "subject_ttl", 1, 365 * 86400.0, &v->subject_ttl, "revocation") ||
              gh_cfg_number(c, t, "poll", 0.05, 3600, &v->poll, "revocation");
+    if (!rc && v->max_stale < 2 * v->poll)
+        rc = gh_cfg_fail(c, (const char *const[]){"revocation", "max_stale", NULL},
+                         "revocation.max_stale (%g) must be at least twice revocation.poll (%g): "
+                         "the list is heard from once a poll",
+                         v->max_stale, v->poll);
     lua_settop(c->L, t - 1);
     return rc ? -1 : 0;
 }

@@ -1,6 +1,5 @@
 #include "redis.h"
 
-#include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -66,6 +65,86 @@ void gh_redis_script_init(gh_redis_script_t *s, const char *src)
 }
 
 static void conn_connect(conn_t *c);
+
+/* hiredis's event hooks on a uv_poll_t. Not hiredis 0.14's own libuv
+ * adapter: that one drops poll errors, so a refused connect was never
+ * seen and calls waited for their deadline instead of failing at once. */
+typedef struct {
+    uv_poll_t poll;
+    redisAsyncContext *ac; /* NULL once hiredis has let go of it */
+    int events;
+} watch_t;
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+    watch_t *w = h->data;
+    if (status < 0) events = w->events; /* let hiredis meet the error on the socket */
+    if (w->ac && (events & UV_READABLE)) redisAsyncHandleRead(w->ac);
+    if (w->ac && (events & UV_WRITABLE)) redisAsyncHandleWrite(w->ac);
+}
+
+static void watch_set(watch_t *w, int events)
+{
+    w->events = events;
+    if (events)
+        uv_poll_start(&w->poll, events, on_poll);
+    else
+        uv_poll_stop(&w->poll);
+}
+
+static void add_read(void *p)
+{
+    watch_set(p, ((watch_t *)p)->events | UV_READABLE);
+}
+
+static void del_read(void *p)
+{
+    watch_set(p, ((watch_t *)p)->events & ~UV_READABLE);
+}
+
+static void add_write(void *p)
+{
+    watch_set(p, ((watch_t *)p)->events | UV_WRITABLE);
+}
+
+static void del_write(void *p)
+{
+    watch_set(p, ((watch_t *)p)->events & ~UV_WRITABLE);
+}
+
+static void watch_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void cleanup(void *p)
+{
+    watch_t *w = p;
+    w->ac = NULL;
+    uv_close((uv_handle_t *)&w->poll, watch_closed);
+}
+
+/* Hooks ac's socket into loop, unreferenced (Redis never keeps a loop
+ * alive). Returns 0 or -1. */
+static int watch(redisAsyncContext *ac, uv_loop_t *loop)
+{
+    watch_t *w = calloc(1, sizeof(*w));
+    if (!w) return -1;
+    if (uv_poll_init(loop, &w->poll, ac->c.fd)) {
+        free(w);
+        return -1;
+    }
+    uv_unref((uv_handle_t *)&w->poll);
+    w->poll.data = w;
+    w->ac = ac;
+    ac->ev.data = w;
+    ac->ev.addRead = add_read;
+    ac->ev.delRead = del_read;
+    ac->ev.addWrite = add_write;
+    ac->ev.delWrite = del_write;
+    ac->ev.cleanup = cleanup;
+    return 0;
+}
 
 /* The connection is gone (closed, failed, or dropped by us): its calls
  * have been failed by hiredis; reconnect after the backoff. */
@@ -342,12 +421,11 @@ static void conn_connect(conn_t *c)
         if (ac) redisAsyncFree(ac);
         return;
     }
-    if (redisLibuvAttach(ac, rd->loop) != REDIS_OK) {
+    if (watch(ac, rd->loop)) {
         conn_lost(c, "cannot watch the socket");
         redisAsyncFree(ac);
         return;
     }
-    uv_unref((uv_handle_t *)&((redisLibuvEvents *)ac->ev.data)->handle);
     ac->data = c;
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
@@ -441,10 +519,19 @@ void gh_redis_close(gh_redis_t *rd)
     uv_close((uv_handle_t *)&rd->timer, timer_closed);
 }
 
+void gh_redis_url_masked(const char *url, char *out, size_t cap)
+{
+    const char *at = strrchr(url, '@'); /* the last: a password may hold '@' */
+    if (at && strncmp(url, "redis://", 8) == 0)
+        snprintf(out, cap, "redis://***@%s", at + 1);
+    else
+        snprintf(out, cap, "%s", at ? "(a url with credentials)" : url);
+}
+
 /* Splits "[[user]:password@]" off the front of s; returns what follows. */
 static const char *url_userinfo(gh_redis_conf_t *c, const char *s)
 {
-    const char *at = strchr(s, '@');
+    const char *at = strrchr(s, '@');
     if (!at) return s;
     const char *colon = memchr(s, ':', (size_t)(at - s));
     if (colon) {
@@ -456,43 +543,47 @@ static const char *url_userinfo(gh_redis_conf_t *c, const char *s)
     return at + 1;
 }
 
+/* A decimal number filling [p, end) within [lo, hi], or -1. */
+static long number(const char *p, const char *end, long lo, long hi)
+{
+    long v = 0;
+    if (p == end || end - p > 6) return -1;
+    for (; p < end; p++) {
+        if (*p < '0' || *p > '9') return -1;
+        v = v * 10 + (*p - '0');
+    }
+    return v >= lo && v <= hi ? v : -1;
+}
+
 int gh_redis_parse_url(gh_redis_conf_t *c, const char *url, char *err, size_t errlen)
 {
-    if (strncmp(url, "redis://", 8) != 0) {
-        snprintf(err, errlen, "redis.url must start with redis:// (TLS comes later), got '%s'",
-                 url);
-        return -1;
-    }
+    char shown[256];
+    gh_redis_url_masked(url, shown, sizeof(shown));
+    if (strncmp(url, "redis://", 8) != 0)
+        return snprintf(err, errlen,
+                        "redis.url must start with redis:// (TLS comes later), got '%s'", shown),
+               -1;
     const char *s = url_userinfo(c, url + 8);
     const char *end = s + strcspn(s, "/");
     const char *host = s, *hend = end, *port = NULL;
     if (*s == '[') {
         host = s + 1;
         hend = memchr(s, ']', (size_t)(end - s));
-        if (!hend) return snprintf(err, errlen, "redis.url: unclosed '[' in '%s'", url), -1;
-        if (hend + 1 < end && hend[1] == ':') port = hend + 2;
+        if (!hend || (hend + 1 < end && hend[1] != ':'))
+            return snprintf(err, errlen, "redis.url: bad [IPv6] address in '%s'", shown), -1;
+        if (hend + 1 < end) port = hend + 2;
     } else {
         const char *colon = memchr(s, ':', (size_t)(end - s));
         if (colon) hend = colon, port = colon + 1;
     }
     if (hend == host || (size_t)(hend - host) >= sizeof(c->host))
-        return snprintf(err, errlen, "redis.url: no host (or one too long) in '%s'", url), -1;
+        return snprintf(err, errlen, "redis.url: no host (or one too long) in '%s'", shown), -1;
     memcpy(c->host, host, (size_t)(hend - host));
     c->host[hend - host] = '\0';
-    c->port = 6379;
-    char *stop;
-    if (port) {
-        long p = strtol(port, &stop, 10);
-        if (stop != end || p < 1 || p > 65535)
-            return snprintf(err, errlen, "redis.url: bad port in '%s'", url), -1;
-        c->port = (int)p;
-    }
-    c->db = 0;
-    if (*end == '/' && end[1]) {
-        long db = strtol(end + 1, &stop, 10);
-        if (*stop || db < 0 || db > 65535)
-            return snprintf(err, errlen, "redis.url: bad database number in '%s'", url), -1;
-        c->db = (int)db;
-    }
+    c->port = port ? (int)number(port, end, 1, 65535) : 6379;
+    if (c->port < 0) return snprintf(err, errlen, "redis.url: bad port in '%s'", shown), -1;
+    c->db = *end == '/' && end[1] ? (int)number(end + 1, end + strlen(end), 0, 65535) : 0;
+    if (c->db < 0)
+        return snprintf(err, errlen, "redis.url: bad database number in '%s'", shown), -1;
     return 0;
 }

@@ -23,6 +23,9 @@ typedef struct {
     char *prefix;          /* of every key and channel the gateway uses */
 } gh_redis_conf_t;
 
+/* url with any credentials replaced by three asterisks, for logs. */
+void gh_redis_url_masked(const char *url, char *out, size_t cap);
+
 /* Parses "redis://[[user]:password@]host[:port][/db]". Returns 0, or -1
  * with the reason in err. */
 int gh_redis_parse_url(gh_redis_conf_t *c, const char *url, char *err, size_t errlen);
