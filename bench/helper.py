@@ -6,6 +6,8 @@
   helper.py get PORT [PATH]             one HTTP/1.1 GET; print "STATUS<TAB>BODY-repr"
   helper.py tree PID                    PID and all its descendants
   helper.py rss PID                     "rss_kib hwm_kib nprocs" summed over PID + descendants
+  helper.py cpu PID                     CPU seconds (user + system, all threads) of PID +
+                                        descendants
   helper.py idle PORT N PID             RSS idle, open N keep-alive conns (one GET each),
                                         RSS while holding them; prints key=value lines
   helper.py wrk FILE                    parse wrk --latency output:
@@ -18,6 +20,8 @@
   helper.py jwtsummary RESULTS MEM META print the JWT scenarios' medians, ratios + README block
   helper.py policysummary RESULTS MEM META
                                         print the policy phase's medians, with/without ratios
+  helper.py limitsummary RESULTS MEM META
+                                        the same for the limit phase, plus redis-server's CPU
 """
 import os
 import socket
@@ -155,6 +159,19 @@ def rss(pid):
             tot_hwm += vals.get("VmHWM", vals["VmRSS"])
             n += 1
     return tot_rss, tot_hwm, n
+
+
+def cpu(pid):
+    """utime + stime in seconds (fields 14 and 15 of /proc/PID/stat) over pid + descendants."""
+    tot = 0
+    for p in tree(pid):
+        try:
+            with open("/proc/%d/stat" % p) as f:
+                after = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        tot += int(after[11]) + int(after[12])
+    return tot / float(os.sysconf("SC_CLK_TCK"))
 
 
 def idle(port, n, pid, batch=250, settle=1.5):
@@ -501,16 +518,70 @@ def jwtsummary(results_path, mem_dir, meta_path):
 
 
 POLICY_GOAL = 0.05   # the policy may cost at most 5 % of the route's throughput
+LIMIT_GOAL = 0.15    # a global per-user rate limit may cost at most 15 % (issue 5)
 
 
-def policysummary(results_path, mem_dir, meta_path):
-    meta = _kv(meta_path)
+def _cost_table(results_path, mem_dir, targets, label, base, variant, phase):
+    """The with/without table of the policy and limit phases: TARGET/BASE vs TARGET/VARIANT
+    rows of RESULTS, per-round ratios, and RSS from MEM (rss_{before,after}_PHASE_kib).
+    Returns (lines, {target: cost})."""
     med = _medians(results_path)
     per_round = {}
     with open(results_path) as f:
         for ln in f:
             name, rnd, rps = ln.split()[:3]
             per_round.setdefault(name, {})[int(rnd)] = float(rps)
+
+    def line(label_, vals, w=14):
+        return "| %-*s |" % (w, label_) + "".join(" %14s |" % v for v in vals)
+
+    # with/without: the median of the per-round ratios (each round's two runs are
+    # adjacent in time, so drift over the phase cancels); the ratio of the medians
+    # pairs runs from different rounds and is shown beside it
+    cols = ["without req/s", "with req/s", "with/without", "cost", "ratio of med.",
+            "p50 without", "p50 with", "p99 without", "p99 with"]
+    out = [line("target", cols), "|" + "-" * 16 + "|" + "".join("-" * 15 + ":|" for _ in cols)]
+    costs, rounds = {}, {}
+    for t in targets:
+        a, b = med.get(t + "/" + base), med.get(t + "/" + variant)
+        ra, rb = per_round.get(t + "/" + base, {}), per_round.get(t + "/" + variant, {})
+        rounds[t] = [rb[k] / ra[k] for k in sorted(ra) if k in rb and ra[k]]
+        if not a or not b or not rounds[t]:
+            out.append(line(label.get(t, t), ["-"] * len(cols)))
+            continue
+        r = statistics.median(rounds[t])
+        costs[t] = 1.0 - r
+        out.append(line(label.get(t, t), ["%.0f" % a[0], "%.0f" % b[0], "%.3f" % r,
+                                          "%.1f %%" % (100.0 * (1.0 - r)), "%.3f" % (b[0] / a[0]),
+                                          "%.3f ms" % a[1], "%.3f ms" % b[1],
+                                          "%.3f ms" % a[2], "%.3f ms" % b[2]]))
+    out.append("")
+    out.append("with/without = median over rounds of (with req/s / without req/s) in the same round; "
+               "cost = 1 - with/without; req/s and latency columns are medians over rounds")
+    for t in targets:
+        if rounds.get(t):
+            out.append("%s with/without per round: %s" % (label.get(t, t),
+                                                          " ".join("%.3f" % x for x in rounds[t])))
+    rss = []
+    for t in targets:
+        p = os.path.join(mem_dir, t + ".mem")
+        m = _kv(p) if os.path.exists(p) else {}
+        k0, k1 = "rss_before_%s_kib" % phase, "rss_after_%s_kib" % phase
+        if k0 in m and k1 in m:
+            rss.append("%s %s (%+.1f MiB during the rounds)"
+                       % (label.get(t, t), _mib(int(m[k1])), (int(m[k1]) - int(m[k0])) / 1024.0))
+    if rss:
+        out.append("RSS after the %s rounds: %s" % (phase, "; ".join(rss)))
+    return out, costs
+
+
+def _goal(what, cost, goal):
+    return ("%s: %.1f %% of the route's throughput (goal <= %.0f %%: %s)"
+            % (what, 100.0 * cost, 100.0 * goal, "met" if cost <= goal else "NOT met"))
+
+
+def policysummary(results_path, mem_dir, meta_path):
+    meta = _kv(meta_path)
     targets = [t for t in meta.get("policy_targets", "").split() if t]
     label = {"gatehouse-pol": "gatehouse", "nginx-lua": "nginx + Lua"}
 
@@ -540,56 +611,57 @@ def policysummary(results_path, mem_dir, meta_path):
                    % (meta.get("nginx_version", "?"), meta.get("nginx_lua_pkg", "?"),
                       meta.get("nginx_lua_impl", "?")))
     out.append("")
-
-    def line(label_, vals, w=14):
-        return "| %-*s |" % (w, label_) + "".join(" %14s |" % v for v in vals)
-
-    # with/without: the median of the per-round ratios (each round's two runs are
-    # adjacent in time, so drift over the phase cancels); the ratio of the medians
-    # pairs runs from different rounds and is shown beside it
-    cols = ["without req/s", "with req/s", "with/without", "cost", "ratio of med.",
-            "p50 without", "p50 with", "p99 without", "p99 with"]
-    out.append(line("target", cols))
-    out.append("|" + "-" * 16 + "|" + "".join("-" * 15 + ":|" for _ in cols))
-    costs, rounds = {}, {}
-    for t in targets:
-        a, b = med.get(t + "/nopolicy"), med.get(t + "/policy")
-        ra, rb = per_round.get(t + "/nopolicy", {}), per_round.get(t + "/policy", {})
-        rounds[t] = [rb[k] / ra[k] for k in sorted(ra) if k in rb and ra[k]]
-        if not a or not b or not rounds[t]:
-            out.append(line(label.get(t, t), ["-"] * len(cols)))
-            continue
-        r = statistics.median(rounds[t])
-        costs[t] = 1.0 - r
-        out.append(line(label.get(t, t), ["%.0f" % a[0], "%.0f" % b[0], "%.3f" % r,
-                                          "%.1f %%" % (100.0 * (1.0 - r)), "%.3f" % (b[0] / a[0]),
-                                          "%.3f ms" % a[1], "%.3f ms" % b[1],
-                                          "%.3f ms" % a[2], "%.3f ms" % b[2]]))
-    out.append("")
-    out.append("with/without = median over rounds of (with req/s / without req/s) in the same round; "
-               "cost = 1 - with/without; req/s and latency columns are medians over rounds")
-    for t in targets:
-        if rounds.get(t):
-            out.append("%s with/without per round: %s" % (label.get(t, t),
-                                                          " ".join("%.3f" % x for x in rounds[t])))
-    mem = {}
-    for t in targets:
-        p = os.path.join(mem_dir, t + ".mem")
-        if os.path.exists(p):
-            mem[t] = _kv(p)
-    rss = []
-    for t in targets:
-        m = mem.get(t, {})
-        if "rss_after_policy_kib" in m and "rss_before_policy_kib" in m:
-            rss.append("%s %s (%+.1f MiB during the rounds)"
-                       % (label.get(t, t), _mib(int(m["rss_after_policy_kib"])),
-                          (int(m["rss_after_policy_kib"]) - int(m["rss_before_policy_kib"])) / 1024.0))
-    if rss:
-        out.append("RSS after the policy rounds: " + "; ".join(rss))
+    lines, costs = _cost_table(results_path, mem_dir, targets, label, "nopolicy", "policy", "policy")
+    out += lines
     if "gatehouse-pol" in costs:
-        c = costs["gatehouse-pol"]
-        out.append("gatehouse policy cost: %.1f %% of the route's throughput (goal <= %.0f %%: %s)"
-                   % (100.0 * c, 100.0 * POLICY_GOAL, "met" if c <= POLICY_GOAL else "NOT met"))
+        out.append(_goal("gatehouse policy cost", costs["gatehouse-pol"], POLICY_GOAL))
+    print("\n".join(out))
+    return 0
+
+
+def limitsummary(results_path, mem_dir, meta_path):
+    meta = _kv(meta_path)
+    targets = [t for t in meta.get("limit_targets", "").split() if t]
+    scope = meta.get("limit_scope", "?")
+    out = []
+    out.append("Rate-limit cost: the same RS256-protected route without and with a per-user rate "
+               "limit that never denies (median of %s interleaved rounds; one repeated token, %s B, "
+               "as a static header; own gatehouse instance, %s workers, same upstream and wrk "
+               "command)" % (meta.get("rounds", "?"), meta.get("token_bytes_limit", "?"),
+                             meta.get("workers", "?")))
+    out.append("gatehouse: routes /nolimit/** and /limit/** on one instance, both auth = rs256 "
+               "(token_cache = %s, so the repeated token is a cache hit); /limit/** adds "
+               "rate_limit = { by = \"sub\", rate = 1e9, per = 1, scope = \"%s\" } (%s); "
+               "redis = { timeout_ms = 200, pool = 1 } on redis-server %s, a separate process "
+               "on 127.0.0.1 sharing the same %s CPUs (no persistence)"
+               % (meta.get("token_cache", "?"), scope,
+                  "GCRA in one Redis EVALSHA per request, pipelined on each worker's connection"
+                  if scope == "global" else "in-process GCRA, no Redis call",
+                  meta.get("redis_version", "?"), meta.get("nproc", "?")))
+    out.append("")
+    lines, costs = _cost_table(results_path, mem_dir, targets, {"gatehouse-rl": "gatehouse"},
+                               "nolimit", "limit", "limit")
+    out += lines
+    med = _medians(results_path).get("gatehouse-rl/limit")
+    try:
+        cpu, wall, calls = (float(meta["redis_cpu_s"]), float(meta["limit_wall_s"]),
+                            int(meta["redis_calls"]))
+        # wrk's req/s x the round length: close to the requests sent to /limit/
+        reqs = med[0] * med[4] * float(meta["duration"]) if med else 0
+        out.append("redis-server during the rounds (%.0f s, both routes): %.2f CPU s = %.0f %% of "
+                   "one CPU; %d script calls (EVAL/EVALSHA) = %s per /limit/ request (~%.0f "
+                   "requests)%s"
+                   % (wall, cpu, 100.0 * cpu / wall if wall else 0, calls,
+                      "%.2f" % (calls / reqs) if reqs else "-", reqs,
+                      "; %.1f us of Redis CPU per call" % (1e6 * cpu / calls) if calls else ""))
+    except (KeyError, ValueError):
+        pass
+    if "gatehouse-rl" in costs and scope == "global":
+        out.append(_goal("gatehouse rate-limit cost", costs["gatehouse-rl"], LIMIT_GOAL))
+    elif "gatehouse-rl" in costs:
+        out.append("gatehouse rate-limit cost with scope %s: %.1f %% (issue 5's goal, <= %.0f %%, is "
+                   "for the global limit: LIMIT_SCOPE=global)"
+                   % (scope, 100.0 * costs["gatehouse-rl"], 100.0 * LIMIT_GOAL))
     print("\n".join(out))
     return 0
 
@@ -612,6 +684,9 @@ def main(argv):
     if cmd == "rss":
         print("%d %d %d" % rss(int(args[0])))
         return 0
+    if cmd == "cpu":
+        print("%.2f" % cpu(int(args[0])))
+        return 0
     if cmd == "idle":
         return idle(int(args[0]), int(args[1]), int(args[2]))
     if cmd == "wrk":
@@ -624,6 +699,8 @@ def main(argv):
         return jwtsummary(args[0], args[1], args[2])
     if cmd == "policysummary":
         return policysummary(args[0], args[1], args[2])
+    if cmd == "limitsummary":
+        return limitsummary(args[0], args[1], args[2])
     print(__doc__, file=sys.stderr)
     return 2
 
