@@ -377,8 +377,8 @@ def test_admin_revocation_reaches_the_other_instance(instance, redis_server):
 
 def test_auth_service_publish_reaches_both_instances(instance, redis_server):
     # poll = 30: only the pub/sub message can deliver these within 2 s
-    a = instance(redis=redis_server, poll=30, admin=False)
-    b = instance(redis=redis_server, poll=30, admin=False)
+    a = instance(redis=redis_server, poll=30, max_stale=120, admin=False)
+    b = instance(redis=redis_server, poll=30, max_stale=120, admin=False)
     synced(a)
     synced(b)
     r = redis_server.client()
@@ -488,7 +488,7 @@ def test_revocations_already_in_redis_apply_from_the_start(instance, redis_serve
     old, _ = token("mallory", iat=now - 60)
     write_revocation(r, "jti", rc["jti"], rc["exp"], publish=False)
     write_revocation(r, "sub", "mallory", now - 5, publish=False)
-    inst = instance(redis=redis_server, on_error="deny", poll=30)
+    inst = instance(redis=redis_server, on_error="deny", poll=30, max_stale=120)
     synced(inst, 5.0)
     inst.refused(revoked)  # in the synced list: no waiting
     inst.refused(old)
