@@ -51,16 +51,22 @@ static const char GCRA_SRC[] =
 
 /* The decisions sent in one script call, by slot; NULL: the request ended. */
 typedef struct gh_limit_call_s {
+    struct gh_limit_batch_s *b;
     int n;
     gh_req_t *reqs[];
 } call_t;
 
-/* A worker's global decisions waiting for the end of this loop iteration's
- * I/O, when they go to Redis together. */
+/* A worker's global decisions waiting to go to Redis together: at the end
+ * of the loop iteration's I/O, unless as many batches as the worker has
+ * connections are in flight already; then when one comes back. Under load
+ * the batches grow with the round trip, and Redis (and the kernel) see
+ * one call where there were dozens. */
 struct gh_limit_batch_s {
     uv_check_t check;
     gh_link_t queue;
     gh_redis_t *rd;
+    int in_flight, max_in_flight;
+    bool closing;
 };
 
 static gh_redis_script_t gcra_script;
@@ -190,9 +196,13 @@ static void settle(call_t *c, int i, const gh_limit_result_t *res, const char *e
     gh_req_run(r);
 }
 
+static void on_check(uv_check_t *h);
+
 static void call_done(void *arg, const redisReply *reply, const char *err)
 {
     call_t *c = arg;
+    gh_limit_batch_t *b = c->b;
+    b->in_flight--;
     const char *p = !err && reply->type == REDIS_REPLY_STRING ? reply->str : NULL;
     if (!err && !p) err = "unexpected reply from the GCRA script";
     for (int i = 0; i < c->n; i++) {
@@ -201,6 +211,7 @@ static void call_done(void *arg, const redisReply *reply, const char *err)
         settle(c, i, &res, err);
     }
     free(c);
+    if (!b->closing && !gh_list_empty(&b->queue)) uv_check_start(&b->check, on_check);
 }
 
 /* One key of a batch, and how many of its decisions it carries. */
@@ -224,7 +235,8 @@ static int entry_of(entry_t *e, int *ne, const gh_req_t *r)
 }
 
 /* Sends up to BATCH_MAX queued decisions in one script call, the
- * decisions on one key side by side in the call's slots. */
+ * decisions on one key side by side in the call's slots. (When Redis
+ * cannot take it, they are settled as failed at once.) */
 static void send_batch(gh_limit_batch_t *b)
 {
     entry_t e[BATCH_MAX];
@@ -247,6 +259,7 @@ static void send_batch(gh_limit_batch_t *b)
         taken[k]->limit.slot = slot;
     }
     c->n = n;
+    c->b = b;
     const char *argv[4 * BATCH_MAX];
     size_t lens[4 * BATCH_MAX];
     char nums[3 * BATCH_MAX][24];
@@ -259,8 +272,10 @@ static void send_batch(gh_limit_batch_t *b)
             argv[ne + 3 * i + k] = nums[3 * i + k], lens[ne + 3 * i + k] = strlen(nums[3 * i + k]);
     }
     const char *why;
-    if (gh_redis_eval(b->rd, &gcra_script, ne, 4 * ne, argv, lens, call_done, c, NULL, &why) == 0)
+    if (gh_redis_eval(b->rd, &gcra_script, ne, 4 * ne, argv, lens, call_done, c, NULL, &why) == 0) {
+        b->in_flight++;
         return;
+    }
     for (int i = 0; i < n; i++) settle(c, i, NULL, why);
     free(c);
 }
@@ -269,17 +284,18 @@ static void send_batch(gh_limit_batch_t *b)
 static void on_check(uv_check_t *h)
 {
     gh_limit_batch_t *b = h->data;
-    while (!gh_list_empty(&b->queue)) send_batch(b);
+    while (!gh_list_empty(&b->queue) && b->in_flight < b->max_in_flight) send_batch(b);
     uv_check_stop(h);
     gh_redis_flush(b->rd);
 }
 
-gh_limit_batch_t *gh_limiter_batch_new(uv_loop_t *loop, gh_redis_t *rd)
+gh_limit_batch_t *gh_limiter_batch_new(uv_loop_t *loop, gh_redis_t *rd, int max_in_flight)
 {
     gh_limit_batch_t *b = calloc(1, sizeof(*b));
     if (!b) return NULL;
     gh_list_init(&b->queue);
     b->rd = rd;
+    b->max_in_flight = max_in_flight;
     uv_check_init(loop, &b->check);
     uv_unref((uv_handle_t *)&b->check);
     b->check.data = b;
@@ -293,7 +309,9 @@ static void batch_closed(uv_handle_t *h)
 
 void gh_limiter_batch_close(gh_limit_batch_t *b)
 {
-    if (b) uv_close((uv_handle_t *)&b->check, batch_closed);
+    if (!b) return;
+    b->closing = true;
+    uv_close((uv_handle_t *)&b->check, batch_closed);
 }
 
 /* Queues a global decision for key. Returns 0 (waiting) or -1 (failed now). */
@@ -318,7 +336,8 @@ static int global_start(gh_req_t *r, const char *key, size_t klen, const gh_limi
     r->limit.pending = true;
     r->limit.deny_on_error = spec->deny_on_error;
     gh_limit_batch_t *b = r->w->limits;
-    if (gh_list_empty(&b->queue)) uv_check_start(&b->check, on_check);
+    if (gh_list_empty(&b->queue) && b->in_flight < b->max_in_flight)
+        uv_check_start(&b->check, on_check);
     gh_list_push_tail(&b->queue, &r->limit.link);
     return 0;
 }

@@ -45,11 +45,12 @@ void gh_limiter_unavailable(gh_req_t *r);
 
 gh_limiter_stats_t gh_limiter_stats(void);
 
-/* A worker's batch of global decisions, sent through rd once per loop
- * iteration; closed (and freed once closed) on the worker's loop. */
+/* A worker's batch of global decisions, sent through rd at most
+ * max_in_flight calls at a time; closed (and freed once closed) on the
+ * worker's loop. */
 typedef struct gh_limit_batch_s gh_limit_batch_t;
 typedef struct gh_redis_s gh_redis_t;
-gh_limit_batch_t *gh_limiter_batch_new(uv_loop_t *loop, gh_redis_t *rd);
+gh_limit_batch_t *gh_limiter_batch_new(uv_loop_t *loop, gh_redis_t *rd, int max_in_flight);
 void gh_limiter_batch_close(gh_limit_batch_t *b);
 
 #endif

@@ -190,7 +190,7 @@ int gh_worker_start(gh_worker_t *w)
         char who[32];
         snprintf(who, sizeof(who), "worker %d", w->id);
         if (!(w->redis = gh_redis_new(&w->loop, w->cfg->redis, who)) ||
-            !(w->limits = gh_limiter_batch_new(&w->loop, w->redis)))
+            !(w->limits = gh_limiter_batch_new(&w->loop, w->redis, w->cfg->redis->pool)))
             return UV_ENOMEM;
     }
     uv_mutex_init(&w->wakeup_lock);
