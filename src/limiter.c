@@ -23,26 +23,25 @@
 static const char GCRA_SRC[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
-    "local out = {}\n"
+    "local stored = redis.call('MGET', unpack(KEYS))\n"
+    "local out, fmt, max, floor = {}, string.format, math.max, math.floor\n"
     "for i = 1, #KEYS do\n"
     "  local T, tau, n = tonumber(ARGV[3 * i - 2]), tonumber(ARGV[3 * i - 1]), "
     "tonumber(ARGV[3 * i])\n"
-    "  local stored = tonumber(redis.call('GET', KEYS[i])) or 0\n"
-    "  local tat = stored\n"
+    "  local old = tonumber(stored[i]) or 0\n"
+    "  local tat = old\n"
     "  for j = 1, n do\n"
-    "    local t0 = math.max(tat, now)\n"
+    "    local t0 = max(tat, now)\n"
     "    local new = t0 + T\n"
     "    if new - now > tau then\n"
-    "      out[#out + 1] = string.format('0 0 %d %d', t0 - now, new - tau - now)\n"
+    "      out[#out + 1] = fmt('0 0 %d %d', t0 - now, new - tau - now)\n"
     "    else\n"
     "      tat = new\n"
-    "      out[#out + 1] = string.format('1 %d %d 0', math.floor((tau - (new - now)) / T), "
-    "new - now)\n"
+    "      out[#out + 1] = fmt('1 %d %d 0', floor((tau - (new - now)) / T), new - now)\n"
     "    end\n"
     "  end\n"
-    "  if tat ~= stored then\n"
-    "    redis.call('SET', KEYS[i], string.format('%d', tat), 'PX', math.ceil((tat - now) / "
-    "1000))\n"
+    "  if tat ~= old then\n"
+    "    redis.call('SET', KEYS[i], fmt('%d', tat), 'PX', math.ceil((tat - now) / 1000))\n"
     "  end\n"
     "end\n"
     "return table.concat(out, ',')\n";
@@ -284,6 +283,7 @@ static void send_batch(gh_limit_batch_t *b)
 static void on_check(uv_check_t *h)
 {
     gh_limit_batch_t *b = h->data;
+    gh_redis_hold(b->rd);
     while (!gh_list_empty(&b->queue) && b->in_flight < b->max_in_flight) send_batch(b);
     uv_check_stop(h);
     gh_redis_flush(b->rd);

@@ -73,6 +73,7 @@ typedef struct {
     uv_poll_t poll;
     redisAsyncContext *ac; /* NULL once hiredis has let go of it */
     int events;
+    bool hold_write; /* gh_redis_flush will write: no writability poll */
 } watch_t;
 
 static void on_poll(uv_poll_t *h, int status, int events)
@@ -85,6 +86,7 @@ static void on_poll(uv_poll_t *h, int status, int events)
 
 static void watch_set(watch_t *w, int events)
 {
+    if (events == w->events) return;
     w->events = events;
     if (events)
         uv_poll_start(&w->poll, events, on_poll);
@@ -104,7 +106,8 @@ static void del_read(void *p)
 
 static void add_write(void *p)
 {
-    watch_set(p, ((watch_t *)p)->events | UV_WRITABLE);
+    watch_t *w = p;
+    if (!w->hold_write) watch_set(w, w->events | UV_WRITABLE);
 }
 
 static void del_write(void *p)
@@ -294,12 +297,26 @@ int gh_redis_eval(gh_redis_t *rd, const gh_redis_script_t *s, int nkeys, int arg
     return 0;
 }
 
+void gh_redis_hold(gh_redis_t *rd)
+{
+    for (int i = 0; i < rd->n; i++) {
+        conn_t *c = &rd->conns[i];
+        if (c->ac && c->state == CONN_READY) ((watch_t *)c->ac->ev.data)->hold_write = true;
+    }
+}
+
 void gh_redis_flush(gh_redis_t *rd)
 {
     for (int i = 0; i < rd->n; i++) {
         conn_t *c = &rd->conns[i];
-        if (c->ac && c->state == CONN_READY && !gh_list_empty(&c->ops))
-            redisAsyncHandleWrite(c->ac); /* may drop it on a write error */
+        if (!c->ac) continue;
+        watch_t *w = c->ac->ev.data;
+        bool held = w->hold_write;
+        w->hold_write = false;
+        if (c->state == CONN_READY && !gh_list_empty(&c->ops))
+            redisAsyncHandleWrite(c->ac); /* polls for the rest; may drop it on an error */
+        else if (held)
+            add_write(w);
     }
 }
 

@@ -76,8 +76,10 @@ int gh_redis_eval(gh_redis_t *rd, const gh_redis_script_t *s, int nkeys, int arg
  * (pool 1) and take no other calls. Returns 0 or -1 (OOM). */
 int gh_redis_subscribe(gh_redis_t *rd, const char *channel, gh_redis_cb cb, void *arg);
 
-/* Writes the calls made so far now rather than when the loop next polls
- * (a batch sender calls it once after queueing). */
+/* A batch sender brackets its calls with these: between them, calls are
+ * only buffered (no poll for writability is armed), and gh_redis_flush
+ * writes them at once, leaving the poll to what the socket did not take. */
+void gh_redis_hold(gh_redis_t *rd);
 void gh_redis_flush(gh_redis_t *rd);
 
 /* The call's callback will not be called; its reply is dropped. */
