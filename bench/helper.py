@@ -669,12 +669,12 @@ def limitsummary(results_path, mem_dir, meta_path):
                "separate process on 127.0.0.1 sharing the same %s CPUs (no persistence)"
                % (meta.get("token_cache", "?"), scope, scope,
                   "GCRA in Redis scripts: each worker batches its pending decisions into one "
-                  "EVALSHA, pipelined on its connection, with one GET and one SET per distinct key "
-                  "in the batch" if scope == "global" else "in-process GCRA, no Redis call",
+                  "EVALSHA, pipelined on its connection: one MGET of the batch's keys and one SET "
+                  "per distinct key" if scope == "global" else "in-process GCRA, no Redis call",
                   meta.get("redis_version", "?"), meta.get("nproc", "?")))
     out.append("one key (hot): /nolimit/bench vs /limit/bench, the token as a static header (wrk -H): "
                "every request has the same sub, so every decision is on one Redis key and a batch "
-               "of them costs one GET + SET: this row flatters the limiter")
+               "of them costs one SET: this row flatters the limiter")
     out.append("%s: /nolimit/bench vs /limit-keys/bench, both driven by wrk -s bench/keys.lua (the "
                "token, and X-Bench-Key: k<N> cycling over %s values, each wrk thread its own range, "
                "so keys rarely repeat within a batch; the baseline carries the same script cost and "
@@ -693,10 +693,10 @@ def limitsummary(results_path, mem_dir, meta_path):
             continue
         cpu, ev, gets, sets, reqs, secs = r
         if sc == "limit-keys":
-            keys_spread = gets / reqs
+            keys_spread = sets / reqs
         out.append("redis-server, %s (%s runs, %.0f s, %d requests): %.2f CPU s = %.0f %% "
                    "of one CPU, %.2f us per request; per request %.3f script calls (EVAL/EVALSHA), "
-                   "%.3f GET, %.3f SET (%.1f decisions per script call)"
+                   "%.3f GET/MGET, %.3f SET (%.1f decisions per script call)"
                    % (lab, path, secs, reqs, cpu, 100.0 * cpu / secs if secs else 0,
                       1e6 * cpu / reqs, ev / reqs, gets / reqs, sets / reqs,
                       reqs / ev if ev else 0))
@@ -709,7 +709,7 @@ def limitsummary(results_path, mem_dir, meta_path):
     except (KeyError, ValueError):
         pass
     if scope == "global" and keys_spread is not None and keys_spread < 0.5:
-        out.append("WARNING: fewer than one Redis GET per two /limit-keys/ requests: the keys were "
+        out.append("WARNING: fewer than one Redis SET per two /limit-keys/ requests: the keys were "
                    "not distinct within the batches, and the %s row flatters the limiter too"
                    % keys_label)
     if "keys" in costs:
