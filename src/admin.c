@@ -141,8 +141,7 @@ static const char *read_revocation(json_t *doc, gh_revoke_kind *kind, const char
     json_t *v;
     json_object_foreach(doc, key, v)
     {
-        if (strcmp(key, "jti") && strcmp(key, "sub") && strcmp(key, "exp") &&
-            strcmp(key, "before"))
+        if (strcmp(key, "jti") && strcmp(key, "sub") && strcmp(key, "exp") && strcmp(key, "before"))
             return "unknown field: the body has jti and exp, or sub and (optionally) before";
     }
     if (!jti == !sub) return "give either jti (with exp) or sub";

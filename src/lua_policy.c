@@ -136,6 +136,10 @@ static void quotable(char *out, size_t cap, const char *s)
 
 static gh_phase_rc deny(gh_req_t *r, int status, const char *detail, lua_State *co)
 {
+    if (status == 429 && lua_toboolean(co, 7) && r->limit.decided && !r->limit.failed) {
+        gh_limiter_refuse(r); /* gh.too_many(info): with that decision's headers */
+        return GH_PHASE_STOP;
+    }
     char hdr[1536] = "", desc[512], scope[256];
     const char *realm = r->realm ? r->realm : "gatehouse";
     quotable(desc, sizeof(desc), detail);
@@ -150,8 +154,6 @@ static gh_phase_rc deny(gh_req_t *r, int status, const char *detail, lua_State *
                  "WWW-Authenticate: Bearer realm=\"%s\", error=\"insufficient_scope\", "
                  "error_description=\"%s\", scope=\"%s\"\r\n",
                  realm, desc, scope);
-    else if (status == 429 && lua_toboolean(co, 7) && r->limit.decided && !r->limit.failed)
-        return gh_limiter_refuse(r), GH_PHASE_STOP; /* gh.too_many(info): the decision's headers */
     else if (lua_isnumber(co, 4))
         snprintf(hdr, sizeof(hdr), "Retry-After: %lld\r\n", (long long)lua_tonumber(co, 4));
     gh_req_error_with(r, status, detail ? detail : "denied by the route policy", hdr);

@@ -259,10 +259,8 @@ static gh_phase_rc phase_route(gh_req_t *r)
 
 typedef gh_phase_rc (*phase_fn)(gh_req_t *r);
 static const phase_fn phases[GH_PHASE_END] = {
-    [GH_PHASE_ROUTE] = phase_route,
-    [GH_PHASE_AUTH] = gh_auth_phase,
-    [GH_PHASE_LIMIT] = gh_limit_phase,
-    [GH_PHASE_POLICY] = gh_policy_phase,
+    [GH_PHASE_ROUTE] = phase_route,    [GH_PHASE_AUTH] = gh_auth_phase,
+    [GH_PHASE_LIMIT] = gh_limit_phase, [GH_PHASE_POLICY] = gh_policy_phase,
     [GH_PHASE_PROXY] = gh_proxy_start,
 };
 

@@ -18,35 +18,12 @@
 
 #include "config.h"
 
-static char dir[256];
-
-static void write_file(const char *rel, const char *text)
-{
-    char path[512];
-    snprintf(path, sizeof(path), "%s/%s", dir, rel);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
+#include "config_dir.h"
 
 static int setup(void **state)
 {
     (void)state;
-    char path[300];
-    snprintf(dir, sizeof(dir), "/tmp/gh_config_redis_test.XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof(path), "%s/routes", dir);
-    mkdir(path, 0700);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    return system(cmd);
+    return config_dir_setup("gh_config_redis_test");
 }
 
 /* gatehouse.lua with extra top-level keys from its line 6 on. */
