@@ -143,14 +143,18 @@ static gh_phase_rc accept_claims(gh_req_t *r, json_t *claims, double now)
     return GH_PHASE_NEXT;
 }
 
-/* 503 with Retry-After: the issuer's keys are missing or being fetched,
- * which says nothing about the token. */
+/* 503 with Retry-After: the issuer's keys are missing or being fetched, or
+ * the revocation list is unknown, which says nothing about the token. */
 static gh_phase_rc unavailable(gh_req_t *r, const gh_issuer_t *is, const char *why, int retry)
 {
+    static _Thread_local time_t last; /* each 503 is in the access log; the reason once a second */
+    time_t now = time(NULL);
     char hdr[48];
     snprintf(hdr, sizeof(hdr), "Retry-After: %d\r\n", retry);
-    gh_log(GH_LOG_WARN, "auth: %s (request_id=%s route=%s issuer=%s)", why, r->id, r->route->name,
-           is->name);
+    if (now != last)
+        gh_log(GH_LOG_WARN, "auth: %s (request_id=%s route=%s issuer=%s)", why, r->id,
+               r->route->name, is->name);
+    last = now;
     gh_req_error_with(r, 503, why, hdr);
     return GH_PHASE_STOP;
 }

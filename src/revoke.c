@@ -44,7 +44,12 @@ static struct {
     uv_timer_t timer;
     bool timer_on, syncing, reported;
     long long seen; /* the Redis version this list reflects */
-} R = {.lock = PTHREAD_RWLOCK_INITIALIZER, .max_stale = 30, .subject_ttl = 86400, .poll = 1};
+} R = {
+    .lock = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP, /* writers never starve */
+    .max_stale = 30,
+    .subject_ttl = 86400,
+    .poll = 1,
+};
 
 static const char STORE_SRC[] =
     "local kind, id, t, now = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])\n"
