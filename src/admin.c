@@ -2,10 +2,12 @@
 
 #include <jansson.h>
 #include <llhttp.h>
+#include <openssl/crypto.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "list.h"
@@ -19,7 +21,8 @@
 
 struct gh_admin_s {
     uv_tcp_t server;
-    const gh_config_t *cfg;
+    gh_admin_ops_t ops;
+    char *token; /* admin.token, or NULL */
     gh_link_t conns;
     bool stopping;
 };
@@ -35,6 +38,11 @@ typedef struct {
     char *body;
     size_t body_len;
     bool done, closing, too_large;
+    bool in_auth;   /* the header being read is Authorization */
+    char auth[256]; /* its value */
+    size_t auth_len;
+    bool auth_too_long;
+    void *reload;      /* the reload it waits for */
     gh_redis_op_t *op; /* the revocation being stored in Redis */
     char answer[1024]; /* the 200 body, sent once Redis has it */
     int handles;       /* open handles: freed when both have closed */
@@ -61,6 +69,8 @@ static void conn_close(conn_t *c)
     c->closing = true;
     gh_redis_cancel(c->op);
     c->op = NULL;
+    if (c->reload) c->a->ops.forget(c->reload);
+    c->reload = NULL;
     gh_list_remove(&c->link);
     uv_close((uv_handle_t *)&c->idle, conn_freed);
     uv_close((uv_handle_t *)&c->tcp, conn_freed);
@@ -74,10 +84,36 @@ static void written(uv_write_t *w, int status)
     free(wr);
 }
 
-/* Sends a whole response and closes the connection after it. */
-static void respond(conn_t *c, int status, const char *type, const char *body)
+static const char *reason(int status)
 {
-    size_t blen = strlen(body), cap = blen + 256;
+    switch (status) {
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 413:
+        return "Content Too Large";
+    case 422:
+        return "Unprocessable Content";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Error";
+    }
+}
+
+/* Sends a whole response (blen bytes of body) with extra header lines,
+ * and closes the connection after it. */
+static void respond_with(conn_t *c, int status, const char *type, const char *headers,
+                         const char *body, size_t blen)
+{
+    size_t cap = blen + 512;
     write_t *wr = malloc(sizeof(*wr) + cap);
     if (!wr || c->closing) {
         free(wr);
@@ -86,16 +122,12 @@ static void respond(conn_t *c, int status, const char *type, const char *body)
     }
     int n = snprintf(wr->data, cap,
                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                     "Cache-Control: no-store\r\nConnection: close\r\n\r\n%s",
-                     status,
-                     status == 200   ? "OK"
-                     : status == 400 ? "Bad Request"
-                     : status == 404 ? "Not Found"
-                     : status == 405 ? "Method Not Allowed"
-                     : status == 413 ? "Content Too Large"
-                     : status == 503 ? "Service Unavailable"
-                                     : "Error",
-                     type, blen, body);
+                     "Cache-Control: no-store\r\n%sConnection: close\r\n\r\n",
+                     status, reason(status), type, blen, headers ? headers : "");
+    if (llhttp_get_method(&c->parser) != HTTP_HEAD) {
+        memcpy(wr->data + n, body, blen);
+        n += (int)blen;
+    }
     wr->c = c;
     uv_buf_t b = uv_buf_init(wr->data, (unsigned)n);
     if (uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, written)) {
@@ -104,17 +136,29 @@ static void respond(conn_t *c, int status, const char *type, const char *body)
     }
 }
 
-/* An RFC 9457 problem for the admin API. */
-static void problem(conn_t *c, int status, const char *detail)
+static void respond(conn_t *c, int status, const char *type, const char *body)
+{
+    respond_with(c, status, type, NULL, body, strlen(body));
+}
+
+/* An RFC 9457 problem for the admin API (extra header lines or NULL). */
+static void problem_with(conn_t *c, int status, const char *detail, const char *headers)
 {
     char body[768];
     size_t n = (size_t)snprintf(body, sizeof(body),
                                 "{\"type\":\"about:blank\",\"status\":%d,\"title\":\"%s\","
                                 "\"detail\":\"",
-                                status, status == 400 ? "Bad Request" : "Error");
+                                status, reason(status));
     gh_json_escape(body, sizeof(body) - 64, &n, detail, strlen(detail));
-    snprintf(body + n, sizeof(body) - n, "\",\"instance\":\"%.*s\"}", (int)c->url_len, c->url);
-    respond(c, status, "application/problem+json", body);
+    n += (size_t)snprintf(body + n, sizeof(body) - n, "\",\"instance\":\"");
+    gh_json_escape(body, sizeof(body) - 4, &n, c->url, c->url_len > 256 ? 256 : c->url_len);
+    snprintf(body + n, sizeof(body) - n, "\"}");
+    respond_with(c, status, "application/problem+json", headers, body, strlen(body));
+}
+
+static void problem(conn_t *c, int status, const char *detail)
+{
+    problem_with(c, status, detail, NULL);
 }
 
 static void stored(void *arg, const redisReply *reply, const char *err)
@@ -192,27 +236,180 @@ static void handle_revoke(conn_t *c)
     const char *err;
     if (!rd) {
         respond(c, 200, "application/json", c->answer);
-    } else if (gh_revoke_store(rd, c->a->cfg, kind, id, len, t, stored, c, &c->op, &err)) {
+    } else if (gh_revoke_store(rd, c->a->ops.config(c->a->ops.ctx), kind, id, len, t, stored, c,
+                               &c->op, &err)) {
         stored(c, NULL, err);
     }
     json_decref(doc);
 }
 
+static void reloaded(void *arg, bool ok, const char *json)
+{
+    conn_t *c = arg;
+    c->reload = NULL;
+    respond(c, ok ? 200 : strstr(json, "shutting down") ? 503 : 422, "application/json", json);
+}
+
+static void handle_reload(conn_t *c)
+{
+    c->reload = c->a->ops.reload(c->a->ops.ctx, reloaded, c);
+}
+
+static void handle_ready(conn_t *c)
+{
+    char body[1024];
+    bool ready = c->a->ops.ready(c->a->ops.ctx, body, sizeof(body));
+    respond(c, ready ? 200 : 503, "application/json", body);
+}
+
+static void handle_metrics(conn_t *c)
+{
+    size_t len = 0;
+    char *text = c->a->ops.metrics(c->a->ops.ctx, &len);
+    if (!text) {
+        problem(c, 503, "out of memory rendering the metrics");
+        return;
+    }
+    respond_with(c, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, text, len);
+    free(text);
+}
+
+static json_t *str_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+static json_t *route_json(const gh_config_t *cfg, const gh_route_t *rt)
+{
+    json_t *methods = json_null();
+    if (rt->methods) {
+        methods = json_array();
+        for (int m = 0; m < 64; m++)
+            if (rt->methods & (1ull << m))
+                json_array_append_new(methods, json_string(llhttp_method_name((llhttp_method_t)m)));
+    }
+    json_t *limit = json_null();
+    const gh_route_limit_t *l = rt->rate_limit;
+    if (l) {
+        static const char *const by[] = {"ip", "sub", "header", "claim"};
+        limit = json_pack("{s:s,s:o,s:f,s:f,s:f,s:s,s:s,s:b}", "by", by[l->by], "by_name",
+                          str_or_null(l->by_name), "rate", l->rate, "per", l->per, "burst",
+                          l->burst, "scope", l->global ? "global" : "local", "on_error",
+                          l->deny_on_error ? "deny" : "allow", "headers", l->headers);
+    }
+    return json_pack("{s:o,s:o,s:s,s:o,s:s,s:o,s:o,s:b,s:b,s:o,s:s,s:i}", "name",
+                     str_or_null(rt->name), "host", str_or_null(rt->host), "path", rt->path,
+                     "methods", methods, "upstream", cfg->upstreams[rt->upstream].name, "auth",
+                     rt->issuer >= 0 ? json_string(cfg->issuers[rt->issuer].name) : json_null(),
+                     "strip", str_or_null(rt->strip), "policy", rt->policy, "on_response",
+                     rt->on_response, "rate_limit", limit ? limit : json_null(), "file",
+                     rt->file ? rt->file : "", "line", rt->line);
+}
+
+/* The live route table, most specific first, and the upstreams. */
+static void handle_routes(conn_t *c)
+{
+    const gh_config_t *cfg = c->a->ops.config(c->a->ops.ctx);
+    if (!cfg) {
+        problem(c, 503, "no configuration is serving yet");
+        return;
+    }
+    json_t *routes = json_array(), *ups = json_object();
+    for (size_t i = 0; i < gh_router_count(cfg->router); i++)
+        json_array_append_new(routes, route_json(cfg, gh_router_at(cfg->router, i)));
+    for (size_t i = 0; i < cfg->nupstreams; i++) {
+        json_t *targets = json_array();
+        for (size_t k = 0; k < cfg->upstreams[i].ntargets; k++)
+            json_array_append_new(targets, json_string(cfg->upstreams[i].targets[k].text));
+        json_object_set_new(ups, cfg->upstreams[i].name, json_pack("{s:o}", "targets", targets));
+    }
+    const char *hash;
+    uint64_t gen = c->a->ops.generation(c->a->ops.ctx, &hash);
+    json_t *doc = json_pack("{s:I,s:s,s:o,s:o}", "generation", (json_int_t)gen, "hash", hash,
+                            "routes", routes, "upstreams", ups);
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    if (!text) {
+        problem(c, 503, "out of memory listing the routes");
+        return;
+    }
+    respond(c, 200, "application/json", text);
+    free(text);
+}
+
+/* admin.token: compared in constant time. */
+static bool authorized(conn_t *c)
+{
+    const char *tok = c->a->token;
+    if (!tok) return true;
+    size_t n = strlen(tok);
+    if (c->auth_too_long || c->auth_len != n + 7 || strncasecmp(c->auth, "Bearer ", 7) != 0)
+        return false;
+    return CRYPTO_memcmp(c->auth + 7, tok, n) == 0;
+}
+
+static bool is(const conn_t *c, const char *path)
+{
+    size_t n = strlen(path);
+    return c->url_len == n && memcmp(c->url, path, n) == 0;
+}
+
 static void dispatch(conn_t *c)
 {
     int m = llhttp_get_method(&c->parser);
-    bool health = c->url_len == 7 && memcmp(c->url, "/health", 7) == 0;
-    bool revoke = c->url_len == 7 && memcmp(c->url, "/revoke", 7) == 0;
-    if (c->too_large)
+    bool get = m == HTTP_GET || m == HTTP_HEAD, post = m == HTTP_POST;
+    if (c->too_large) {
         problem(c, 413, "the body is larger than 64 KiB");
-    else if (health && (m == HTTP_GET || m == HTTP_HEAD))
-        respond(c, 200, "application/json", "{\"status\":\"ok\"}");
-    else if (revoke && m == HTTP_POST)
+    } else if (is(c, "/health")) {
+        if (get)
+            respond(c, 200, "application/json", "{\"status\":\"ok\"}");
+        else
+            problem(c, 405, "method not allowed here");
+    } else if (!is(c, "/ready") && !is(c, "/metrics") && !is(c, "/routes") && !is(c, "/reload") &&
+               !is(c, "/revoke")) {
+        problem(c, 404,
+                "no such admin endpoint (GET /health, /ready, /metrics, /routes; "
+                "POST /reload, /revoke)");
+    } else if (!authorized(c)) {
+        gh_log(GH_LOG_WARN, "admin: %.*s refused: %s admin token", (int)c->url_len, c->url,
+               c->auth_len ? "wrong" : "no");
+        problem_with(c, 401, "this admin call needs the admin token (Authorization: Bearer)",
+                     "WWW-Authenticate: Bearer realm=\"gatehouse-admin\"\r\n");
+    } else if (get && is(c, "/ready")) {
+        handle_ready(c);
+    } else if (get && is(c, "/metrics")) {
+        handle_metrics(c);
+    } else if (get && is(c, "/routes")) {
+        handle_routes(c);
+    } else if (post && is(c, "/reload")) {
+        handle_reload(c);
+    } else if (post && is(c, "/revoke")) {
         handle_revoke(c);
-    else if (health || revoke)
+    } else {
         problem(c, 405, "method not allowed here");
-    else
-        problem(c, 404, "no such admin endpoint (GET /health, POST /revoke)");
+    }
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    conn_t *c = p->data;
+    c->in_auth = len == 13 && strncasecmp(at, "Authorization", 13) == 0;
+    return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    conn_t *c = p->data;
+    if (!c->in_auth) return 0;
+    if (c->auth_len + len >= sizeof(c->auth)) {
+        c->auth_too_long = true;
+        return 0;
+    }
+    memcpy(c->auth + c->auth_len, at, len);
+    c->auth_len += len;
+    while (c->auth_len && (c->auth[c->auth_len - 1] == ' ' || c->auth[c->auth_len - 1] == '\t'))
+        c->auth_len--; /* llhttp keeps trailing whitespace */
+    return 0;
 }
 
 static int on_url(llhttp_t *p, const char *at, size_t len)
@@ -248,8 +445,11 @@ static int on_complete(llhttp_t *p)
     return HPE_PAUSED;
 }
 
-static const llhttp_settings_t settings = {
-    .on_url = on_url, .on_body = on_body, .on_message_complete = on_complete};
+static const llhttp_settings_t settings = {.on_url = on_url,
+                                           .on_header_field = on_header_field,
+                                           .on_header_value = on_header_value,
+                                           .on_body = on_body,
+                                           .on_message_complete = on_complete};
 
 static void alloc_cb(uv_handle_t *h, size_t size, uv_buf_t *buf)
 {
@@ -304,14 +504,21 @@ static void on_connection(uv_stream_t *server, int status)
 
 static void server_closed(uv_handle_t *h)
 {
-    free(h->data);
+    gh_admin_t *a = h->data;
+    free(a->token);
+    free(a);
 }
 
-gh_admin_t *gh_admin_start(uv_loop_t *loop, const gh_config_t *cfg, char *err, size_t errlen)
+gh_admin_t *gh_admin_start(uv_loop_t *loop, const gh_config_t *cfg, const gh_admin_ops_t *ops,
+                           char *err, size_t errlen)
 {
     gh_admin_t *a = calloc(1, sizeof(*a));
     if (!a) return snprintf(err, errlen, "out of memory"), NULL;
-    a->cfg = cfg;
+    a->ops = *ops;
+    if (cfg->admin_token && !(a->token = strdup(cfg->admin_token))) {
+        free(a);
+        return snprintf(err, errlen, "out of memory"), NULL;
+    }
     gh_list_init(&a->conns);
     uv_tcp_init(loop, &a->server);
     a->server.data = a;

@@ -6,6 +6,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "metrics.h"
 #include "revoke.h"
 #include "token_cache.h"
 #include "worker.h"
@@ -86,12 +87,20 @@ static found_t find_token(const gh_req_t *r, const gh_issuer_t *is)
     return f;
 }
 
+/* Counts the auth phase's outcome for is: result is the metrics label
+ * ("ok", "cached", "missing", a gh_jwt_status_label, ...). */
+static void count(const gh_req_t *r, const gh_issuer_t *is, const char *result)
+{
+    if (r->w && r->w->metrics) gh_metrics_jwt(r->w->metrics, is->name, result);
+}
+
 /* Answers per RFC 6750 3: 401 with a bare challenge when there was no
  * token, with error="invalid_token" when it failed; 400 invalid_request. */
-static gh_phase_rc refuse(gh_req_t *r, const gh_issuer_t *is, int status, const char *error,
-                          const char *description)
+static gh_phase_rc refuse(gh_req_t *r, const gh_issuer_t *is, const char *result, int status,
+                          const char *error, const char *description)
 {
     char challenge[512];
+    count(r, is, result);
     if (error)
         snprintf(
             challenge, sizeof(challenge),
@@ -120,23 +129,28 @@ static void claims_cleanup(void *claims)
     json_decref(claims);
 }
 
-static gh_phase_rc unavailable(gh_req_t *r, const gh_issuer_t *is, const char *why, int retry);
+static gh_phase_rc unavailable(gh_req_t *r, const gh_issuer_t *is, const char *result,
+                               const char *why, int retry);
 
 /* Keeps claims (a reference the request now owns) for later phases, unless
  * the token has been revoked since it was issued (checked on every use, as
  * a cached token may have been revoked after it was cached). */
-static gh_phase_rc accept_claims(gh_req_t *r, json_t *claims, double now)
+static gh_phase_rc accept_claims(gh_req_t *r, json_t *claims, double now, const char *result)
 {
+    const gh_issuer_t *is = &r->cfg->issuers[r->route->issuer];
     if (gh_arena_cleanup_add(r->arena, claims_cleanup, claims) != 0) {
         json_decref(claims);
+        count(r, is, "error");
         gh_req_error(r, 503, "out of memory");
         return GH_PHASE_STOP;
     }
-    const gh_issuer_t *is = &r->cfg->issuers[r->route->issuer];
     gh_revoke_status rs = gh_revoke_check(claims, now);
-    if (rs == GH_REVOKE_REVOKED) return refuse(r, is, 401, "invalid_token", "token revoked");
+    if (rs == GH_REVOKE_REVOKED)
+        return refuse(r, is, "revoked", 401, "invalid_token", "token revoked");
     if (rs == GH_REVOKE_UNKNOWN)
-        return unavailable(r, is, "the revocation list is not available (revocation.on_error)", 5);
+        return unavailable(r, is, "revocation_unavailable",
+                           "the revocation list is not available (revocation.on_error)", 5);
+    count(r, is, result);
     r->claims = claims;
     r->roles = &is->roles;
     r->realm = is->realm;
@@ -145,11 +159,13 @@ static gh_phase_rc accept_claims(gh_req_t *r, json_t *claims, double now)
 
 /* 503 with Retry-After: the issuer's keys are missing or being fetched, or
  * the revocation list is unknown, which says nothing about the token. */
-static gh_phase_rc unavailable(gh_req_t *r, const gh_issuer_t *is, const char *why, int retry)
+static gh_phase_rc unavailable(gh_req_t *r, const gh_issuer_t *is, const char *result,
+                               const char *why, int retry)
 {
     static _Thread_local time_t last; /* each 503 is in the access log; the reason once a second */
     time_t now = time(NULL);
     char hdr[48];
+    count(r, is, result);
     snprintf(hdr, sizeof(hdr), "Retry-After: %d\r\n", retry);
     if (now != last)
         gh_log(GH_LOG_WARN, "auth: %s (request_id=%s route=%s issuer=%s)", why, r->id,
@@ -172,6 +188,7 @@ static gh_phase_rc park(gh_req_t *r, const gh_issuer_t *is, uint64_t seq)
     if (!r->parked.next) {
         gh_list_init(&r->parked);
         if (gh_arena_cleanup_add(r->arena, unpark, r) != 0) {
+            count(r, is, "error");
             gh_req_error(r, 503, "out of memory");
             return GH_PHASE_STOP;
         }
@@ -213,11 +230,13 @@ static gh_phase_rc unknown_kid(gh_req_t *r, const gh_issuer_t *is, const gh_jwt_
     bool plausible = gh_jwt_check_claims(t, &is->policy, now) == GH_JWT_OK;
     if (r->auth_waited) {
         if (gh_keysource_seq(is->src) <= r->park_seq)
-            return unavailable(r, is, "the issuer's signing keys are being refreshed", 1);
+            return unavailable(r, is, "keys_refreshing",
+                               "the issuer's signing keys are being refreshed", 1);
     } else if (plausible && gh_keysource_unknown_kid(is->src, t->kid, t->kid_len, &seq)) {
         return park(r, is, seq);
     }
-    return refuse(r, is, 401, "invalid_token", gh_jwt_status_description(GH_JWT_UNKNOWN_KID));
+    return refuse(r, is, gh_jwt_status_label(GH_JWT_UNKNOWN_KID), 401, "invalid_token",
+                  gh_jwt_status_description(GH_JWT_UNKNOWN_KID));
 }
 
 gh_phase_rc gh_auth_phase(gh_req_t *r)
@@ -225,15 +244,17 @@ gh_phase_rc gh_auth_phase(gh_req_t *r)
     if (r->route->issuer < 0) return GH_PHASE_NEXT;
     const gh_issuer_t *is = &r->cfg->issuers[r->route->issuer];
     found_t f = find_token(r, is);
-    if (f.invalid_request) return refuse(r, is, 400, "invalid_request", f.invalid_request);
-    if (!f.tok) return refuse(r, is, 401, NULL, "a bearer token is required");
+    if (f.invalid_request)
+        return refuse(r, is, "invalid_request", 400, "invalid_request", f.invalid_request);
+    if (!f.tok) return refuse(r, is, "missing", 401, NULL, "a bearer token is required");
     gh_keyset_t *ks = gh_keysource_acquire(is->src);
-    if (!ks) return unavailable(r, is, "the issuer's signing keys are not available yet", 5);
+    if (!ks)
+        return unavailable(r, is, "no_keys", "the issuer's signing keys are not available yet", 5);
     double now = wall_now();
-    json_t *claims = gh_token_cache_get(r->w->tokens, is, ks->gen, f.tok, f.len, now);
+    json_t *claims = gh_token_cache_get(r->gen->tokens, is, ks->gen, f.tok, f.len, now);
     if (claims) {
         gh_keyset_release(ks);
-        return accept_claims(r, claims, now);
+        return accept_claims(r, claims, now, "cached");
     }
     gh_jwt_t t;
     gh_jwt_status st = gh_jwt_decode(f.tok, f.len, &is->policy, &t);
@@ -244,11 +265,12 @@ gh_phase_rc gh_auth_phase(gh_req_t *r)
     } else {
         if (st == GH_JWT_OK) st = gh_jwt_check_claims(&t, &is->policy, now);
         if (st != GH_JWT_OK) {
-            rc = refuse(r, is, 401, "invalid_token", gh_jwt_status_description(st));
+            rc = refuse(r, is, gh_jwt_status_label(st), 401, "invalid_token",
+                        gh_jwt_status_description(st));
         } else {
             claims = json_incref(t.claims);
-            gh_token_cache_put(r->w->tokens, is, ks->gen, f.tok, f.len, claims, t.exp);
-            rc = accept_claims(r, claims, now);
+            gh_token_cache_put(r->gen->tokens, is, ks->gen, f.tok, f.len, claims, t.exp);
+            rc = accept_claims(r, claims, now, "ok");
         }
     }
     gh_jwt_clear(&t);

@@ -14,11 +14,12 @@
 #include <uv.h>
 
 #include "config_read.h"
+#include "log.h"
 #include "http_client.h"
 
 #define MAX_PATH_KEYS 4
 
-static char *read_file(const char *path)
+char *gh_cfg_read_file(const char *path)
 {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
@@ -407,8 +408,7 @@ int gh_cfg_bool(gh_cfg_ctx_t *c, int idx, const char *key, bool *out, const char
     return 0;
 }
 
-/* The directory of the config file, for resolving relative paths. */
-static void resolve(const gh_config_t *cfg, const char *rel, char *out, size_t cap)
+void gh_cfg_resolve(const gh_config_t *cfg, const char *rel, char *out, size_t cap)
 {
     const char *slash = strrchr(cfg->path, '/');
     if (rel[0] == '/' || !slash)
@@ -500,7 +500,7 @@ static int remote_options(gh_cfg_ctx_t *c, const gh_config_t *cfg, int idx, gh_i
     }
     if (!rc && ca) {
         char path[4096];
-        resolve(cfg, ca, path, sizeof(path));
+        gh_cfg_resolve(cfg, ca, path, sizeof(path));
         FILE *f = fopen(path, "r");
         if (!f)
             rc = gh_cfg_fail(c, keys, "cannot read ca_file '%s': %s", path, strerror(errno));
@@ -576,7 +576,7 @@ static int issuer_keys(gh_cfg_ctx_t *c, const gh_config_t *cfg, int idx, gh_issu
     char *value = NULL, path[4096], why[512];
     if (gh_cfg_string(c, idx, kind, &value, keys)) return -1;
     if (!value) return gh_cfg_fail(c, keys, "'%s' must be a string", kind);
-    if (strcmp(kind, "secret") != 0) resolve(cfg, value, path, sizeof(path));
+    if (strcmp(kind, "secret") != 0) gh_cfg_resolve(cfg, value, path, sizeof(path));
     int rc = gh_issuer_load_keys(is, kind, strcmp(kind, "secret") ? path : value, why, sizeof(why));
     free(value);
     return rc ? gh_cfg_fail(c, keys, "issuer '%s': %s", is->name, why) : 0;
@@ -905,7 +905,7 @@ static int load_route_file(gh_cfg_ctx_t *c, const gh_config_t *cfg, route_vec_t 
     lua_State *L = c->L;
     gh_cfg_ctx_t fc = *c;
     fc.file = file;
-    fc.src = read_file(file);
+    fc.src = gh_cfg_read_file(file);
     int rc = 0;
     if (gh_lua_run_route_file(L, &cfg->lua, file, c->err, c->errlen) != 0) {
         rc = -1;
@@ -998,12 +998,36 @@ static int parse_token_cache(gh_cfg_ctx_t *c, int idx, gh_config_t *cfg)
     return rc;
 }
 
+/* watch, reload_runs_tests, log_level */
+static int parse_operations(gh_cfg_ctx_t *c, gh_config_t *cfg)
+{
+    const char *lkeys[] = {"log_level", NULL};
+    char *level = NULL;
+    cfg->log_level = GH_LOG_INFO;
+    int rc = gh_cfg_bool(c, 1, "watch", &cfg->watch, NULL) ||
+             gh_cfg_bool(c, 1, "reload_runs_tests", &cfg->reload_runs_tests, NULL) ||
+             gh_cfg_string(c, 1, "log_level", &level, lkeys);
+    gh_log_level lv;
+    if (!rc && level && gh_log_level_parse(level, &lv))
+        rc =
+            gh_cfg_fail(c, lkeys, "'log_level' must be \"debug\", \"info\", \"warn\" or \"error\"");
+    else if (!rc && level)
+        cfg->log_level = (int)lv;
+    free(level);
+    return rc ? -1 : 0;
+}
+
 static int parse_top(gh_cfg_ctx_t *c, gh_config_t *cfg)
 {
-    static const char *const allowed[] = {
-        "listen",    "workers",    "access_log",  "trusted_proxies", "limits",
-        "upstreams", "issuers",    "token_cache", "routes",          "lua",
-        "redis",     "revocation", "admin",       "rate_limit_keys", NULL};
+    static const char *const allowed[] = {"listen",     "workers",
+                                          "access_log", "trusted_proxies",
+                                          "limits",     "upstreams",
+                                          "issuers",    "token_cache",
+                                          "routes",     "lua",
+                                          "redis",      "revocation",
+                                          "admin",      "rate_limit_keys",
+                                          "watch",      "reload_runs_tests",
+                                          "log_level",  NULL};
     lua_State *L = c->L;
     const char *top_keys[] = {NULL};
     if (!lua_istable(L, 1)) return gh_cfg_fail(c, top_keys, "the config file must return a table");
@@ -1015,7 +1039,7 @@ static int parse_top(gh_cfg_ctx_t *c, gh_config_t *cfg)
              parse_issuers(c, 1, cfg) || parse_token_cache(c, 1, cfg) || parse_lua(c, 1, cfg) ||
              gh_cfg_shared_state(c, 1, cfg) ||
              gh_cfg_string(c, 1, "access_log", &cfg->access_log, akeys) ||
-             gh_cfg_string(c, 1, "routes", &routes, rkeys);
+             gh_cfg_string(c, 1, "routes", &routes, rkeys) || parse_operations(c, cfg);
     if (!rc) {
         lua_settop(L, 0);
         rc = load_routes(c, cfg, routes ? routes : "routes");
@@ -1031,7 +1055,7 @@ gh_config_t *gh_config_load(const char *path, char *err, size_t errlen)
     gh_cfg_ctx_t c = {.file = path, .err = err, .errlen = errlen};
     c.L = gh_lua_state_new(&(gh_lua_conf_t){0}, NULL, err, errlen);
     cfg->path = strdup(path);
-    c.src = read_file(path);
+    c.src = gh_cfg_read_file(path);
     int rc = -1;
     if (!c.L) {
         /* err says why */

@@ -70,6 +70,10 @@ typedef struct gh_config_s {
     gh_revocation_conf_t revocation;
     gh_listen_conf_t *admin; /* the admin listener, or NULL */
     size_t rate_limit_keys;  /* local rate-limit keys kept per instance */
+    char *admin_token;       /* the admin API's bearer token, or NULL: none */
+    bool watch;              /* reload when the config or route files change */
+    bool reload_runs_tests;  /* a reload runs the routes' *_test.lua first */
+    int log_level;           /* gh_log_level: the least severe line logged */
 } gh_config_t;
 
 /* Loads and validates the whole configuration. Returns a snapshot, or NULL

@@ -36,6 +36,12 @@ int gh_cfg_string(gh_cfg_ctx_t *c, int idx, const char *key, char **out, const c
 int gh_cfg_bool(gh_cfg_ctx_t *c, int idx, const char *key, bool *out, const char *const *keys);
 
 typedef struct gh_config_s gh_config_t;
+
+/* A whole file as a NUL-terminated string, or NULL with errno. */
+char *gh_cfg_read_file(const char *path);
+
+/* rel resolved against the config file's directory (unless absolute). */
+void gh_cfg_resolve(const gh_config_t *cfg, const char *rel, char *out, size_t cap);
 typedef struct gh_route_s gh_route_t;
 
 /* redis, revocation, admin and rate_limit_keys (config_redis.c). */

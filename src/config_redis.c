@@ -1,5 +1,6 @@
 /* The config of shared state: redis, revocation, the admin listener, and
  * routes' rate_limit shorthand. */
+#include <errno.h>
 #include <lauxlib.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,25 +115,61 @@ static int parse_revocation(gh_cfg_ctx_t *c, int idx, gh_config_t *cfg)
     return rc ? -1 : 0;
 }
 
-/* admin = "host:port" | true (127.0.0.1:9901) | false/nil (none) */
+/* admin = { listen = "host:port", token = "..." | token_file = "path" }:
+ * a bearer token every admin call but /health must carry. */
+static int admin_table(gh_cfg_ctx_t *c, int t, gh_config_t *cfg, char **listen)
+{
+    static const char *const allowed[] = {"listen", "token", "token_file", NULL};
+    const char *keys[] = {"admin", NULL}, *tkeys[] = {"admin", "token", NULL};
+    const char *fkeys[] = {"admin", "token_file", NULL};
+    char *file = NULL;
+    int rc =
+        gh_cfg_keys(c, t, allowed, keys) ||
+        gh_cfg_string(c, t, "listen", listen, (const char *const[]){"admin", "listen", NULL}) ||
+        gh_cfg_string(c, t, "token", &cfg->admin_token, tkeys) ||
+        gh_cfg_string(c, t, "token_file", &file, fkeys);
+    if (!rc && file && cfg->admin_token) {
+        rc = gh_cfg_fail(c, fkeys, "give admin.token or admin.token_file, not both");
+    } else if (!rc && file) {
+        char path[4096];
+        gh_cfg_resolve(cfg, file, path, sizeof(path));
+        cfg->admin_token = gh_cfg_read_file(path);
+        if (!cfg->admin_token)
+            rc = gh_cfg_fail(c, fkeys, "admin.token_file: cannot read %s: %s", path,
+                             strerror(errno));
+        else /* the file's last line break is not part of the token */
+            cfg->admin_token[strcspn(cfg->admin_token, "\r\n")] = '\0';
+    }
+    if (!rc && cfg->admin_token && strlen(cfg->admin_token) < 16)
+        rc = gh_cfg_fail(c, file ? fkeys : tkeys, "the admin token must be at least 16 characters");
+    free(file);
+    if (!rc && !*listen) *listen = strdup(ADMIN_DEFAULT);
+    return rc ? -1 : 0;
+}
+
+/* admin = "host:port" | true (127.0.0.1:9901) | { listen, token } | false/nil (none) */
 static int parse_admin(gh_cfg_ctx_t *c, int idx, gh_config_t *cfg)
 {
     const char *keys[] = {"admin", NULL};
     lua_getfield(c->L, idx, "admin");
     int t = lua_type(c->L, -1);
+    char *listen = NULL;
+    int rc = t == LUA_TTABLE ? admin_table(c, lua_gettop(c->L), cfg, &listen) : 0;
     const char *text = t == LUA_TSTRING                               ? lua_tostring(c->L, -1)
                        : t == LUA_TBOOLEAN && lua_toboolean(c->L, -1) ? ADMIN_DEFAULT
-                                                                      : NULL;
-    int rc = 0;
+                                                                      : listen;
     char why[300];
-    if (t != LUA_TNIL && t != LUA_TSTRING && t != LUA_TBOOLEAN) {
-        rc = gh_cfg_fail(c, keys, "'admin' must be an address such as \"%s\"", ADMIN_DEFAULT);
-    } else if (text) {
+    if (t != LUA_TNIL && t != LUA_TSTRING && t != LUA_TBOOLEAN && t != LUA_TTABLE) {
+        rc = gh_cfg_fail(c, keys,
+                         "'admin' must be an address such as \"%s\" or a table { listen, token }",
+                         ADMIN_DEFAULT);
+    } else if (!rc && text) {
         cfg->admin = calloc(1, sizeof(*cfg->admin));
         cfg->admin->text = strdup(text);
         if (gh_config_parse_addr(text, true, &cfg->admin->addr, why, sizeof(why)))
             rc = gh_cfg_fail(c, keys, "admin: %s", why);
     }
+    free(listen);
     lua_pop(c->L, 1);
     return rc;
 }
@@ -232,6 +269,7 @@ void gh_cfg_shared_state_free(gh_config_t *cfg)
         free(cfg->redis->prefix);
         free(cfg->redis);
     }
+    free(cfg->admin_token);
     if (cfg->admin) free(cfg->admin->text);
     free(cfg->admin);
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "proxy.h"
 #include "req.h"
 #include "worker.h"
@@ -452,6 +453,7 @@ void gh_conn_accept(gh_worker_t *w, uv_stream_t *listener)
     gh_list_push(&w->conns, &c->link);
     gh_list_init(&c->tlink);
     w->nconns++;
+    if (w->metrics) gh_metrics_conns(w->metrics, 1);
     c->s.on_read = on_read;
     c->s.on_write = on_write;
     c->s.on_close = on_stream_closed;

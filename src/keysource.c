@@ -22,6 +22,7 @@ typedef struct {
 } neg_kid_t;
 
 struct gh_keysource_s {
+    int refs; /* atomic: each config snapshot sharing it (a reload keeps a remote source) */
     char *name;
     bool remote;
     gh_keysource_conf_t conf;
@@ -108,6 +109,7 @@ static gh_keysource_t *source_new(const char *name, bool remote)
 {
     gh_keysource_t *s = calloc(1, sizeof(*s));
     if (!s) return NULL;
+    s->refs = 1;
     s->name = strdup(name ? name : "");
     s->remote = remote;
     uv_mutex_init(&s->mu);
@@ -132,9 +134,38 @@ gh_keysource_t *gh_keysource_remote(const char *name, gh_keysource_conf_t *conf)
     return s;
 }
 
+gh_keysource_t *gh_keysource_ref(gh_keysource_t *s)
+{
+    __atomic_add_fetch(&s->refs, 1, __ATOMIC_RELAXED);
+    return s;
+}
+
+bool gh_keysource_last_ref(const gh_keysource_t *s)
+{
+    return __atomic_load_n(&s->refs, __ATOMIC_ACQUIRE) == 1;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+bool gh_keysource_same(const gh_keysource_t *a, const gh_keysource_t *b)
+{
+    const gh_keysource_conf_t *x = &a->conf, *y = &b->conf;
+    return a->remote && b->remote && same_str(a->name, b->name) &&
+           same_str(x->jwks_url, y->jwks_url) && same_str(x->discovery_url, y->discovery_url) &&
+           same_str(x->issuer, y->issuer) && same_str(x->ca_file, y->ca_file) &&
+           x->algorithms == y->algorithms && x->refresh == y->refresh &&
+           x->refresh_min == y->refresh_min && x->refresh_max == y->refresh_max &&
+           x->cooldown == y->cooldown && x->negative_ttl == y->negative_ttl &&
+           x->timeout == y->timeout && x->wait == y->wait && x->startup == y->startup &&
+           x->startup_timeout == y->startup_timeout;
+}
+
 void gh_keysource_free(gh_keysource_t *s)
 {
-    if (!s) return;
+    if (!s || __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) > 0) return;
     if (s->cur) {
         s->cur->immortal = false;
         gh_keyset_release(s->cur);

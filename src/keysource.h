@@ -52,7 +52,18 @@ gh_keysource_t *gh_keysource_local(gh_jwks_t *keys);
  * keys until gh_keysource_start has fetched them. */
 gh_keysource_t *gh_keysource_remote(const char *name, gh_keysource_conf_t *conf);
 
+/* Drops a reference; the last one frees the source (stopped first, on the
+ * main loop, if it was started). */
 void gh_keysource_free(gh_keysource_t *s);
+
+/* Another reference, for a reloaded config whose issuer fetches from the
+ * same place in the same way (gh_keysource_same): its keys, cache and
+ * refresh schedule carry over instead of starting from nothing. */
+gh_keysource_t *gh_keysource_ref(gh_keysource_t *s);
+bool gh_keysource_last_ref(const gh_keysource_t *s);
+
+/* True when two remote sources have the same name and configuration. */
+bool gh_keysource_same(const gh_keysource_t *a, const gh_keysource_t *b);
 
 bool gh_keysource_is_remote(const gh_keysource_t *s);
 const gh_keysource_conf_t *gh_keysource_conf(const gh_keysource_t *s);

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "redis.h"
 #include "worker.h"
 
@@ -121,9 +122,17 @@ static void remember(gh_req_t *r, const gh_limit_spec_t *spec)
     r->limit.headers = r->limit.headers || spec->headers;
 }
 
-/* Records a decision on r. */
-static void decided(gh_req_t *r, const gh_limit_result_t *res)
+/* Counts a decision of scope ("local", "global") in the worker's metrics
+ * (`gatehouse test` requests have no worker). */
+static void count(const gh_req_t *r, const char *scope, const char *decision)
 {
+    if (r->w && r->w->metrics) gh_metrics_limit(r->w->metrics, scope, decision);
+}
+
+/* Records a decision of scope on r. */
+static void decided(gh_req_t *r, const gh_limit_result_t *res, const char *scope)
+{
+    count(r, scope, res->allowed ? "allowed" : "denied");
     r->limit.decided = true;
     r->limit.failed = r->limit.failed_closed = false;
     r->limit.res = *res;
@@ -137,6 +146,7 @@ static void failed(gh_req_t *r, bool deny, const char *why)
     static _Thread_local time_t last;
     time_t now = time(NULL);
     atomic_fetch_add_explicit(&n_errors, 1, memory_order_relaxed);
+    count(r, "global", "error");
     if (now != last)
         gh_log(GH_LOG_WARN, "rate limit: redis failed (%s); on_error = \"%s\" (request_id=%s)", why,
                deny ? "deny" : "allow", r->id);
@@ -190,7 +200,7 @@ static void settle(call_t *c, int i, const gh_limit_result_t *res, const char *e
     } else {
         gh_limit_result_t d = *res;
         d.limit = r->limit.res.limit;
-        decided(r, &d);
+        decided(r, &d, "global");
     }
     gh_req_run(r);
 }
@@ -355,11 +365,13 @@ int gh_limiter_decide(gh_req_t *r, const char *key, size_t klen, const gh_limit_
         failed(r, spec->deny_on_error, why);
         return 1;
     }
-    if (gh_limiter_init(table_keys)) return *err = "out of memory", -1;
     gh_limit_result_t res;
-    if (gh_limit_local(table, key, klen, &spec->conf, mono_us(), &res))
+    if (gh_limiter_init(table_keys) ||
+        gh_limit_local(table, key, klen, &spec->conf, mono_us(), &res)) {
+        count(r, "local", "error");
         return *err = "out of memory", -1;
-    decided(r, &res);
+    }
+    decided(r, &res, "local");
     return 1;
 }
 

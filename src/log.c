@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,8 +17,28 @@
 
 static const char *level_name[] = {"debug", "info", "warn", "error"};
 
+/* Read by every thread on every line: one relaxed atomic load. */
+static atomic_int min_level = GH_LOG_INFO;
+
+void gh_log_set_level(gh_log_level min)
+{
+    atomic_store_explicit(&min_level, (int)min, memory_order_relaxed);
+}
+
+int gh_log_level_parse(const char *s, gh_log_level *out)
+{
+    for (int i = GH_LOG_DEBUG; i <= GH_LOG_ERROR; i++) {
+        if (s && strcmp(s, level_name[i]) == 0) {
+            *out = (gh_log_level)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 void gh_logv(gh_log_level level, const char *fmt, va_list ap)
 {
+    if ((int)level < atomic_load_explicit(&min_level, memory_order_relaxed)) return;
     char line[2048];
     int n = snprintf(line, sizeof(line), "gatehouse[%s]: ", level_name[level]);
     int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
@@ -38,31 +59,37 @@ void gh_log(gh_log_level level, const char *fmt, ...)
 }
 
 struct gh_access_log_s {
-    int fd; /* -1: off */
-    bool owns_fd;
+    int fd;     /* -1: off */
+    char *path; /* the file, which the log owns the fd of; NULL for stderr and off */
     size_t len;
     char buf[ACCESS_BUF];
 };
+
+static int open_file(const char *path)
+{
+    return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+}
 
 gh_access_log_t *gh_access_log_open(const char *target)
 {
     gh_access_log_t *log = malloc(sizeof(*log));
     if (!log) return NULL;
     log->len = 0;
-    log->owns_fd = false;
+    log->path = NULL;
     if (!target || strcmp(target, "stderr") == 0) {
         log->fd = STDERR_FILENO;
     } else if (strcmp(target, "off") == 0) {
         log->fd = -1;
     } else {
-        log->fd = open(target, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+        log->path = strdup(target);
+        log->fd = log->path ? open_file(target) : -1;
         if (log->fd < 0) {
             int e = errno;
+            free(log->path);
             free(log);
             errno = e;
             return NULL;
         }
-        log->owns_fd = true;
     }
     return log;
 }
@@ -169,6 +196,7 @@ void gh_access_log_write(gh_access_log_t *log, const gh_access_entry_t *e)
     format_time(ts, sizeof(ts));
     lprintf(&l, "{\"time\":\"%s\"", ts);
     put_str(&l, "request_id", e->request_id, slen(e->request_id), FIELD_CAP);
+    put_str(&l, "trace_id", e->trace_id, slen(e->trace_id), FIELD_CAP);
     put_str(&l, "client", e->client, slen(e->client), FIELD_CAP);
     put_str(&l, "method", e->method, slen(e->method), FIELD_CAP);
     put_str(&l, "path", e->path, e->path_len, PATH_CAP);
@@ -197,10 +225,22 @@ void gh_access_log_flush(gh_access_log_t *log)
     log->len = 0;
 }
 
+int gh_access_log_reopen(gh_access_log_t *log)
+{
+    gh_access_log_flush(log);
+    if (!log->path) return 0;
+    int fd = open_file(log->path);
+    if (fd < 0) return -1;
+    close(log->fd);
+    log->fd = fd;
+    return 0;
+}
+
 void gh_access_log_close(gh_access_log_t *log)
 {
     if (!log) return;
     gh_access_log_flush(log);
-    if (log->owns_fd) close(log->fd);
+    if (log->path) close(log->fd);
+    free(log->path);
     free(log);
 }

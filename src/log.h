@@ -8,13 +8,21 @@
 
 typedef enum { GH_LOG_DEBUG, GH_LOG_INFO, GH_LOG_WARN, GH_LOG_ERROR } gh_log_level;
 
-/* One "gatehouse[level]: message" line on stderr, written with one write(2). */
+/* One "gatehouse[level]: message" line on stderr, written with one write(2),
+ * unless level is below the minimum set by gh_log_set_level. Any thread. */
 void gh_log(gh_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void gh_logv(gh_log_level level, const char *fmt, va_list ap);
 
+/* Drops error-log lines below min from now on (INFO until set). Any thread. */
+void gh_log_set_level(gh_log_level min);
+
+/* Reads "debug", "info", "warn" or "error" into *out. Returns 0, or -1
+ * (leaving *out alone) for anything else. */
+int gh_log_level_parse(const char *s, gh_log_level *out);
+
 /* What one access-log line records. Strings are (ptr, len); NULL for absent. */
 typedef struct {
-    const char *request_id, *client, *method, *path, *upstream, *route;
+    const char *request_id, *trace_id, *client, *method, *path, *upstream, *route;
     size_t path_len;
     int status;
     uint64_t bytes_in, bytes_out;
@@ -32,6 +40,12 @@ void gh_access_log_write(gh_access_log_t *log, const gh_access_entry_t *e);
 
 /* Writes out whatever is buffered. */
 void gh_access_log_flush(gh_access_log_t *log);
+
+/* Flushes, then opens the file path again (after logrotate moved it) and
+ * writes there from now on. Returns 0 (also for "stderr" and "off", where
+ * there is nothing to reopen), or -1 with errno, still writing to the old
+ * file. Only the thread that writes the log may call it. */
+int gh_access_log_reopen(gh_access_log_t *log);
 
 void gh_access_log_close(gh_access_log_t *log);
 

@@ -61,7 +61,7 @@ static void runtime_field(gh_lua_vm_t *vm, const char *name)
 static void lua_cleanup(void *data)
 {
     gh_req_t *r = data;
-    gh_lua_vm_t *vm = r->w->lua;
+    gh_lua_vm_t *vm = r->gen->lua;
     lua_State *L = vm->L;
     if (r->lua.wait) {
         uv_close((uv_handle_t *)&r->lua.wait->timer, wait_closed);
@@ -244,7 +244,7 @@ static bool waiting(const gh_req_t *r)
 
 gh_phase_rc gh_policy_phase(gh_req_t *r)
 {
-    gh_lua_vm_t *vm = r->w->lua;
+    gh_lua_vm_t *vm = r->gen->lua;
     const gh_route_t *rt = r->route;
     if (!rt->policy || !vm) return GH_PHASE_NEXT;
     if (waiting(r)) return GH_PHASE_WAIT;
@@ -305,7 +305,7 @@ gh_phase_rc gh_policy_phase(gh_req_t *r)
 
 int gh_policy_on_response(gh_req_t *r, const gh_head_t *h, int status)
 {
-    gh_lua_vm_t *vm = r->w->lua;
+    gh_lua_vm_t *vm = r->gen->lua;
     const gh_route_t *rt = r->route;
     if (!rt->on_response || !vm) return 0;
     lua_State *L = vm->L;

@@ -323,25 +323,31 @@ static int run_file(const char *file, int *passed)
     return failed;
 }
 
-int gh_lua_test_main(const char *dir)
+int gh_lua_test_run(const char *dir, int *passed, int *failed, int *broken)
 {
     files_t f = {0};
     collect(dir, &f, 0);
-    if (f.n == 0) {
-        fprintf(stderr, "gatehouse test: no *_test.lua files under %s\n", dir);
-        return 2;
-    }
     qsort(f.v, f.n, sizeof(char *), by_name);
-    int failed = 0, passed = 0, broken = 0;
+    *passed = *failed = *broken = 0;
     for (size_t i = 0; i < f.n; i++) {
-        int rc = run_file(f.v[i], &passed);
+        int rc = run_file(f.v[i], passed);
         if (rc < 0)
-            broken++;
+            ++*broken;
         else
-            failed += rc;
+            *failed += rc;
         free(f.v[i]);
     }
     free(f.v);
+    return (int)f.n;
+}
+
+int gh_lua_test_main(const char *dir)
+{
+    int passed, failed, broken;
+    if (gh_lua_test_run(dir, &passed, &failed, &broken) == 0) {
+        fprintf(stderr, "gatehouse test: no *_test.lua files under %s\n", dir);
+        return 2;
+    }
     printf("%d passed, %d failed, %d file(s) could not run\n", passed, failed, broken);
     return failed || broken ? 1 : 0;
 }

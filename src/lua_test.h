@@ -14,4 +14,8 @@ void gh_lua_test_register(lua_State *L);
  * when all passed, 1 when one failed, 2 when dir holds no test. */
 int gh_lua_test_main(const char *dir);
 
+/* The same without the summary: counts what passed, failed and could not
+ * run (failures are printed to stderr). Returns the number of test files. */
+int gh_lua_test_run(const char *dir, int *passed, int *failed, int *broken);
+
 #endif

@@ -1,11 +1,13 @@
 #include "lua_vm.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include <lauxlib.h>
@@ -15,10 +17,49 @@
 #include "config.h"
 #include "lua_ffi.h"
 
+static char lua_dir_path[PATH_MAX];
+static const char *lua_dir_chosen;
+static pthread_once_t lua_dir_once = PTHREAD_ONCE_INIT;
+
+/* Sets lua_dir_path to GH_LUA_DIR_REL (e.g. "../share/gatehouse/lua") taken
+ * from the running binary's directory, resolved, if the library is there. */
+static int lua_dir_installed(void)
+{
+    static const char rel[] = "/" GH_LUA_DIR_REL "/gatehouse/sandbox.lua";
+    char path[PATH_MAX + sizeof(rel)];
+    ssize_t n = readlink("/proc/self/exe", path, PATH_MAX);
+    if (n <= 0 || n >= PATH_MAX) return -1;
+    path[n] = '\0';
+    char *slash = strrchr(path, '/');
+    if (!slash) return -1;
+    memcpy(slash, rel, sizeof(rel));
+    if (!realpath(path, lua_dir_path)) return -1;
+    *strrchr(lua_dir_path, '/') = '\0'; /* .../lua/gatehouse */
+    *strrchr(lua_dir_path, '/') = '\0'; /* .../lua */
+    return 0;
+}
+
+/* Chooses the Lua library directory once per process: $GATEHOUSE_LUA_DIR,
+ * else the installed share/gatehouse/lua beside this binary (so an installed
+ * or DESTDIR-relocated copy finds its own), else the source tree's lua/
+ * (so the build tree runs without installing). */
+static void lua_dir_pick(void)
+{
+    const char *env = getenv("GATEHOUSE_LUA_DIR");
+    if (env) {
+        snprintf(lua_dir_path, sizeof(lua_dir_path), "%s", env);
+        lua_dir_chosen = lua_dir_path;
+    } else if (lua_dir_installed() == 0) {
+        lua_dir_chosen = lua_dir_path;
+    } else {
+        lua_dir_chosen = GH_LUA_DIR;
+    }
+}
+
 static const char *lua_dir(void)
 {
-    const char *dir = getenv("GATEHOUSE_LUA_DIR");
-    return dir ? dir : GH_LUA_DIR;
+    pthread_once(&lua_dir_once, lua_dir_pick);
+    return lua_dir_chosen;
 }
 
 lua_State *gh_lua_state_new(const gh_lua_conf_t *conf, const char *routes_dir, char *err,

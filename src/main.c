@@ -15,7 +15,11 @@
 #include "keysource.h"
 #include "limiter.h"
 #include "log.h"
+#include "log.h"
 #include "lua_test.h"
+#include "metrics.h"
+#include "notify.h"
+#include "reload.h"
 #include "revoke.h"
 #include "worker.h"
 
@@ -77,14 +81,18 @@ static int parse_args(int argc, char **argv, options_t *o)
 }
 
 typedef struct {
-    const gh_config_t *cfg;
+    const char *path;
+    gh_snapshot_t *snap;    /* the first; the reloader owns it once serving */
+    const gh_config_t *cfg; /* the first snapshot's */
     gh_worker_t *workers;
     int n;
     int signals;
     int rc;
     bool waiting_for_keys; /* some issuer with jwks.startup = "wait" has none yet */
+    bool serving;          /* the workers run: reloads can swap */
+    bool draining;
     bool closing;
-    uv_signal_t sigterm, sigint;
+    uv_signal_t sigterm, sigint, sigquit, sighup, sigusr1;
     uv_async_t exited;
     uv_timer_t startup_timer;
     gh_admin_t *admin;
@@ -95,12 +103,18 @@ static void close_main_loop(server_t *s)
 {
     if (s->closing) return;
     s->closing = true;
-    for (size_t i = 0; i < s->cfg->nissuers; i++) gh_keysource_stop(s->cfg->issuers[i].src);
+    if (s->serving)
+        gh_reload_stop(); /* and every key source of the snapshots alive */
+    else
+        for (size_t i = 0; i < s->cfg->nissuers; i++) gh_keysource_stop(s->cfg->issuers[i].src);
     gh_revoke_sync_stop();
     gh_admin_stop(s->admin);
     s->admin = NULL;
     uv_close((uv_handle_t *)&s->sigterm, NULL);
     uv_close((uv_handle_t *)&s->sigint, NULL);
+    uv_close((uv_handle_t *)&s->sigquit, NULL);
+    uv_close((uv_handle_t *)&s->sighup, NULL);
+    uv_close((uv_handle_t *)&s->sigusr1, NULL);
     uv_close((uv_handle_t *)&s->exited, NULL);
     uv_close((uv_handle_t *)&s->startup_timer, NULL);
 }
@@ -114,14 +128,43 @@ static void on_worker_exit(uv_async_t *a)
     close_main_loop(s);
 }
 
+/* SIGTERM/SIGINT drain (a second one stops at once); SIGQUIT stops at once. */
 static void on_signal(uv_signal_t *h, int signum)
 {
     server_t *s = h->data;
-    int now = ++s->signals > 1;
-    gh_log(GH_LOG_INFO, "%s: %s", signum == SIGINT ? "SIGINT" : "SIGTERM",
+    int now = ++s->signals > 1 || signum == SIGQUIT;
+    s->draining = true;
+    gh_notify("STOPPING=1");
+    gh_log(GH_LOG_INFO, "%s: %s",
+           signum == SIGINT    ? "SIGINT"
+           : signum == SIGQUIT ? "SIGQUIT"
+                               : "SIGTERM",
            now ? "stopping now" : "draining in-flight requests");
     for (int i = 0; i < s->n; i++) gh_worker_stop(&s->workers[i], now);
     if (s->n == 0) close_main_loop(s); /* still waiting for keys: nothing to drain */
+}
+
+static void reload_logged(void *arg, bool ok, const char *json)
+{
+    (void)arg, (void)ok, (void)json; /* the reloader logs how it went */
+}
+
+static void on_hup(uv_signal_t *h, int signum)
+{
+    server_t *s = h->data;
+    (void)signum;
+    if (!s->serving || s->draining)
+        gh_log(GH_LOG_WARN, "SIGHUP ignored: %s", s->draining ? "draining" : "not serving yet");
+    else
+        gh_reload_request("SIGHUP", reload_logged, s);
+}
+
+static void on_usr1(uv_signal_t *h, int signum)
+{
+    server_t *s = h->data;
+    (void)signum;
+    gh_log(GH_LOG_INFO, "SIGUSR1: reopening the access log");
+    for (int i = 0; i < s->n; i++) gh_worker_reopen_logs(&s->workers[i]);
 }
 
 static int start_workers(server_t *s, const gh_config_t *cfg)
@@ -133,7 +176,7 @@ static int start_workers(server_t *s, const gh_config_t *cfg)
         s->workers[i].id = i;
         s->workers[i].cfg = cfg;
         s->workers[i].exit_notify = &s->exited;
-        if (gh_worker_bind(&s->workers[i], err, sizeof(err))) {
+        if (gh_worker_bind(&s->workers[i], s->snap, err, sizeof(err))) {
             fprintf(stderr, "gatehouse: %s\n", err);
             for (int k = 0; k <= i; k++) gh_worker_join(&s->workers[k]); /* frees the fds */
             s->n = 0;
@@ -151,10 +194,108 @@ static int start_workers(server_t *s, const gh_config_t *cfg)
     return 0;
 }
 
+static void on_keys(void *arg);
+
+/* ---- what the admin API asks ---- */
+
+static const gh_config_t *admin_config(void *ctx)
+{
+    server_t *s = ctx;
+    return s->serving ? gh_reload_current()->cfg : s->cfg;
+}
+
+static uint64_t admin_generation(void *ctx, const char **hash)
+{
+    server_t *s = ctx;
+    gh_snapshot_t *snap = s->serving ? gh_reload_current() : NULL;
+    *hash = snap ? snap->hash : "";
+    return snap ? snap->generation : 0;
+}
+
+/* Ready: serving, not draining, and every issuer has signing keys. */
+static bool admin_ready(void *ctx, char *json, size_t len)
+{
+    server_t *s = ctx;
+    char why[400] = "", detail[300];
+    const gh_config_t *cfg = admin_config(s);
+    if (!s->serving)
+        snprintf(why, sizeof(why), "%s",
+                 s->waiting_for_keys ? "waiting for signing keys" : "starting");
+    else if (s->draining)
+        snprintf(why, sizeof(why), "draining");
+    for (size_t i = 0; !why[0] && i < cfg->nissuers; i++)
+        if (!gh_keysource_ready(cfg->issuers[i].src, detail, sizeof(detail)))
+            snprintf(why, sizeof(why), "issuer '%s' has no signing keys: %s", cfg->issuers[i].name,
+                     detail);
+    const char *hash;
+    uint64_t gen = admin_generation(s, &hash);
+    size_t n = (size_t)snprintf(json, len, "{\"ready\":%s,\"generation\":%llu,\"hash\":\"%s\"",
+                                why[0] ? "false" : "true", (unsigned long long)gen, hash);
+    if (why[0]) {
+        n += (size_t)snprintf(json + n, len - n, ",\"reason\":\"");
+        gh_json_escape(json, len - 4, &n, why, strlen(why));
+        snprintf(json + n, len - n, "\"");
+        n = strlen(json);
+    }
+    snprintf(json + n, len - n, "}");
+    return !why[0];
+}
+
+static char *admin_metrics(void *ctx, size_t *len)
+{
+    server_t *s = ctx;
+    gh_metrics_t *m[256];
+    size_t n = 0;
+    for (int i = 0; i < s->n && n < 256; i++)
+        if (s->workers[i].metrics) m[n++] = s->workers[i].metrics;
+    const gh_reload_stats_t *st = s->serving ? gh_reload_stats() : NULL;
+    const char *hash;
+    gh_metrics_process_t p = {
+        .reloads_ok = st ? st->ok : 0,
+        .reloads_failed = st ? st->failed : 0,
+        .last_reload_ok = st ? st->last_ok : 0,
+        .config_generation = admin_generation(s, &hash),
+        .ready = false,
+        .draining = s->draining,
+        .revoked = gh_revoke_count(),
+    };
+    p.config_hash = hash[0] ? hash : NULL;
+    char json[1024];
+    p.ready = admin_ready(s, json, sizeof(json));
+    const gh_config_t *cfg = admin_config(s);
+    for (size_t i = 0; i < cfg->nissuers; i++)
+        p.key_fetch_failures += gh_keysource_failures(cfg->issuers[i].src);
+    return gh_metrics_render(m, n, &p, len);
+}
+
+static void *admin_reload(void *ctx, void (*done)(void *arg, bool ok, const char *json), void *arg)
+{
+    server_t *s = ctx;
+    if (!s->serving || s->draining) {
+        done(arg, false,
+             s->draining ? "{\"reloaded\":false,\"error\":\"the gateway is shutting down\"}"
+                         : "{\"reloaded\":false,\"error\":\"the gateway is not serving yet\"}");
+        return NULL;
+    }
+    return gh_reload_request("admin", done, arg);
+}
+
+static void admin_forget(void *handle)
+{
+    gh_reload_forget(handle);
+}
+
 /* Binds and starts the workers; on failure stops what started. */
 static void begin(server_t *s)
 {
     if (start_workers(s, s->cfg) == 0) {
+        int rc = gh_reload_init(uv_default_loop(), s->path, s->snap, s->workers, s->n, on_keys, s);
+        s->serving = rc == 0;
+        gh_notify("READY=1");
+        if (rc) {
+            gh_snapshot_release(s->snap);
+            gh_log(GH_LOG_ERROR, "reloads disabled: %s", uv_strerror(rc));
+        }
         for (size_t i = 0; i < s->cfg->nlisten; i++)
             gh_log(GH_LOG_INFO, "gatehouse %s: listening on %s (%d workers)", GH_VERSION,
                    s->cfg->listen[i].text, s->cfg->workers);
@@ -207,26 +348,43 @@ static void on_startup_timeout(uv_timer_t *t)
     close_main_loop(s);
 }
 
-/* Runs until SIGTERM/SIGINT and the drain that follows. Returns the exit code. */
-static int serve(const gh_config_t *cfg)
+/* Runs until SIGTERM/SIGINT/SIGQUIT and the drain that follows. Takes
+ * snap. Returns the exit code. */
+static int serve(const char *path, gh_snapshot_t *snap)
 {
     static server_t s;
     uv_loop_t *loop = uv_default_loop();
+    const gh_config_t *cfg = snap->cfg;
+    s.path = path;
+    s.snap = snap;
     s.cfg = cfg;
     signal(SIGPIPE, SIG_IGN);
-    uv_signal_init(loop, &s.sigterm);
-    uv_signal_init(loop, &s.sigint);
+    uv_signal_t *sigs[] = {&s.sigterm, &s.sigint, &s.sigquit, &s.sighup, &s.sigusr1};
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(*sigs); i++) {
+        uv_signal_init(loop, sigs[i]);
+        sigs[i]->data = &s;
+    }
     uv_async_init(loop, &s.exited, on_worker_exit);
     uv_timer_init(loop, &s.startup_timer);
-    s.sigterm.data = s.sigint.data = s.exited.data = s.startup_timer.data = &s;
+    s.exited.data = s.startup_timer.data = &s;
     uv_signal_start(&s.sigterm, on_signal, SIGTERM);
     uv_signal_start(&s.sigint, on_signal, SIGINT);
+    uv_signal_start(&s.sigquit, on_signal, SIGQUIT);
+    uv_signal_start(&s.sighup, on_hup, SIGHUP);
+    uv_signal_start(&s.sigusr1, on_usr1, SIGUSR1);
     double wait = 0;
     char err[512];
+    const gh_admin_ops_t admin_ops = {.ctx = &s,
+                                      .config = admin_config,
+                                      .ready = admin_ready,
+                                      .generation = admin_generation,
+                                      .metrics = admin_metrics,
+                                      .reload = admin_reload,
+                                      .forget = admin_forget};
     if (gh_limiter_init(cfg->rate_limit_keys) || gh_revoke_sync_start(loop, cfg)) {
         fprintf(stderr, "gatehouse: out of memory starting rate limits and revocation\n");
         s.rc = 1;
-    } else if (cfg->admin && !(s.admin = gh_admin_start(loop, cfg, err, sizeof(err)))) {
+    } else if (cfg->admin && !(s.admin = gh_admin_start(loop, cfg, &admin_ops, err, sizeof(err)))) {
         fprintf(stderr, "gatehouse: %s\n", err);
         s.rc = 1;
     }
@@ -254,6 +412,10 @@ static int serve(const gh_config_t *cfg)
     }
     uv_run(loop, UV_RUN_DEFAULT); /* until every worker has ended */
     for (int i = 0; i < s.n; i++) gh_worker_join(&s.workers[i]);
+    if (s.serving)
+        gh_reload_free();
+    else
+        gh_snapshot_release(s.snap);
     free(s.workers);
     uv_loop_close(loop);
     gh_limiter_shutdown();
@@ -278,7 +440,11 @@ int main(int argc, char **argv)
         gh_config_free(cfg);
         return 0;
     }
-    rc = serve(cfg);
-    gh_config_free(cfg);
-    return rc;
+    gh_log_set_level((gh_log_level)cfg->log_level);
+    gh_snapshot_t *snap = gh_snapshot_new(cfg, 1);
+    if (!snap) {
+        fprintf(stderr, "gatehouse: out of memory\n");
+        return 1;
+    }
+    return serve(o.config, snap);
 }

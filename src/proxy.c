@@ -64,7 +64,7 @@ static void fail(gh_proxy_t *p, int status, const char *detail)
 static bool connect_upstream(gh_proxy_t *p, bool fresh)
 {
     gh_req_t *r = p->r;
-    gh_upconn_t *u = gh_upstream_lease(r->w, r->upstream, fresh, p, on_ready);
+    gh_upconn_t *u = gh_upstream_lease(r->w, &r->gen->upstreams[r->upstream], fresh, p, on_ready);
     if (!u) {
         fail(p, 502, "cannot open a connection to the upstream");
         return false;
@@ -141,6 +141,15 @@ static bool forwarding_header(const char *n, size_t len)
     return gh_hdr_eq(n, len, "forwarded") || (len > 12 && strncasecmp(n, "x-forwarded-", 12) == 0);
 }
 
+/* A client's trace header that never goes upstream as it is: traceparent
+ * (the gateway sends its own hop), and tracestate when the traceparent it
+ * came with was not valid (the spec then has it ignored). */
+static bool trace_header(const gh_req_t *r, const char *n, size_t len)
+{
+    return gh_hdr_eq(n, len, "traceparent") ||
+           (!r->trace.valid_in && gh_hdr_eq(n, len, "tracestate"));
+}
+
 /* Appends one claim value: strings as they are, numbers and booleans
  * spelled out; anything a header cannot carry is skipped. */
 static void put_claim_value(wbuf_t *w, json_t *v)
@@ -189,6 +198,7 @@ static void put_client_headers(wbuf_t *w, const gh_req_t *r)
         if (gh_hdr_is_hop_by_hop(n, nl) || gh_conn_tokens_has(&r->conn_tokens, n, nl) ||
             gh_hdr_eq(n, nl, "host") || gh_hdr_eq(n, nl, "content-length") ||
             gh_hdr_eq(n, nl, "expect") || gh_hdr_eq(n, nl, "x-request-id") ||
+            trace_header(r, n, nl) ||
             (!r->route->relay_token && gh_hdr_eq(n, nl, "authorization")) ||
             gh_route_sets_claim_header(r->route, n, nl) || gh_hedit_find(r->lua.req_edits, n, nl))
             continue;
@@ -202,12 +212,15 @@ static void put_client_headers(wbuf_t *w, const gh_req_t *r)
     }
 }
 
-/* Headers a policy set: those the route sets from claims are not its to
- * change (removals have nothing to write). */
+/* Headers a policy set: those the route sets from claims, and the
+ * upstream request's traceparent, are not its to change (removals have
+ * nothing to write). */
 static void put_edits(wbuf_t *w, const gh_route_t *rt, const gh_hedit_t *e)
 {
     for (; e; e = e->next) {
-        if (!e->value || (rt && gh_route_sets_claim_header(rt, e->name, e->name_len))) continue;
+        if (!e->value || (rt && (gh_route_sets_claim_header(rt, e->name, e->name_len) ||
+                                 gh_hdr_eq(e->name, e->name_len, "traceparent"))))
+            continue;
         put(w, e->name, e->name_len);
         put(w, ": ", 2);
         put(w, e->value, e->value_len);
@@ -295,6 +308,8 @@ static gh_buf_t *build_head(gh_req_t *r, const gh_target_conf_t *t, size_t *len)
     put_claim_headers(&w, r);
     put_forwarded(&w, r);
     put_hdr(&w, "X-Request-Id", r->id, strlen(r->id));
+    char tp[GH_TRACEPARENT_LEN + 1];
+    put_hdr(&w, "traceparent", tp, gh_trace_format(&r->trace, tp));
     if (r->chunked) {
         put_s(&w, "Transfer-Encoding: chunked\r\n");
     } else if (r->content_length >= 0) {

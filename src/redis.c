@@ -41,7 +41,8 @@ struct gh_redis_op_s {
 
 struct gh_redis_s {
     uv_loop_t *loop;
-    const gh_redis_conf_t *conf;
+    const gh_redis_conf_t *conf; /* &own */
+    gh_redis_conf_t own;         /* a copy: a reload frees the config it came from */
     char who[48];
     uv_timer_t timer; /* deadlines and reconnects */
     conn_t *conns;
@@ -49,6 +50,8 @@ struct gh_redis_s {
     uint64_t timeout_ms;
     void (*ready)(void *arg);
     void *ready_arg;
+    void (*error)(void *arg, const char *kind); /* gh_redis_on_error's hook */
+    void *error_arg;
     char *channel; /* subscriber: the channel, its callback */
     gh_redis_cb sub_cb;
     void *sub_arg;
@@ -65,6 +68,12 @@ void gh_redis_script_init(gh_redis_script_t *s, const char *src)
 }
 
 static void conn_connect(conn_t *c);
+
+/* Tells the error hook about a failure of kind (not while closing). */
+static void failed(gh_redis_t *rd, const char *kind)
+{
+    if (rd->error && !rd->closing) rd->error(rd->error_arg, kind);
+}
 
 /* hiredis's event hooks on a uv_poll_t. Not hiredis 0.14's own libuv
  * adapter: that one drops poll errors, so a refused connect was never
@@ -220,6 +229,7 @@ static void op_reply(redisAsyncContext *ac, void *r, void *priv)
         err = c->ac != ac && c->why[0] ? c->why : ac->err ? ac->errstr : "connection closed";
     else if (reply->type == REDIS_REPLY_ERROR)
         err = reply->str;
+    if (reply && err && c->state == CONN_READY) failed(c->rd, "reply"); /* not the handshake's */
     if (op->cb) op->cb(op->arg, err ? NULL : reply, err);
     free(op);
 }
@@ -251,7 +261,8 @@ static gh_redis_op_t *op_new(gh_redis_cb cb, void *arg, int argc, const char **a
     return op;
 }
 
-/* The next connection that can take a call (connecting ones queue it). */
+/* The next connection that can take a call (connecting ones queue it);
+ * NULL, counted as "unavailable", when none can. */
 static conn_t *pick(gh_redis_t *rd)
 {
     for (int k = 0; k < rd->n; k++) {
@@ -261,6 +272,7 @@ static conn_t *pick(gh_redis_t *rd)
             return c;
         }
     }
+    failed(rd, "unavailable");
     return NULL;
 }
 
@@ -358,6 +370,7 @@ static void handshake_done(void *arg, const redisReply *reply, const char *err)
     if (err) {
         char why[160];
         snprintf(why, sizeof(why), "handshake failed: %s", err);
+        failed(c->rd, "handshake");
         conn_drop(c, why);
         return;
     }
@@ -381,6 +394,7 @@ static void handshake_step(void *arg, const redisReply *reply, const char *err)
     if (err && c->ac && c->state == CONN_CONNECTING) {
         char why[160];
         snprintf(why, sizeof(why), "handshake failed: %s", err);
+        failed(c->rd, "handshake");
         conn_drop(c, why);
     }
 }
@@ -388,14 +402,20 @@ static void handshake_step(void *arg, const redisReply *reply, const char *err)
 static void on_connect(const redisAsyncContext *ac, int status)
 {
     conn_t *c = ac->data;
-    if (status != REDIS_OK && c && c->ac == ac) conn_lost(c, ac->errstr);
+    if (status != REDIS_OK && c && c->ac == ac) {
+        failed(c->rd, "connect");
+        conn_lost(c, ac->errstr);
+    }
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
 {
     conn_t *c = ac->data;
     (void)status;
-    if (c && c->ac == ac) conn_lost(c, ac->err ? ac->errstr : "connection closed by the server");
+    if (c && c->ac == ac) {
+        failed(c->rd, "disconnect");
+        conn_lost(c, ac->err ? ac->errstr : "connection closed by the server");
+    }
 }
 
 /* Sends AUTH and SELECT when configured, then PING; calls queue behind
@@ -434,11 +454,13 @@ static void conn_connect(conn_t *c)
     redisAsyncContext *ac = redisAsyncConnect(rd->conf->host, rd->conf->port);
     c->why[0] = '\0';
     if (!ac || ac->err) {
+        failed(rd, "connect");
         conn_lost(c, ac ? ac->errstr : "out of memory");
         if (ac) redisAsyncFree(ac);
         return;
     }
     if (watch(ac, rd->loop)) {
+        failed(rd, "connect");
         conn_lost(c, "cannot watch the socket");
         redisAsyncFree(ac);
         return;
@@ -465,6 +487,7 @@ static void on_tick(uv_timer_t *t)
                 char why[96];
                 snprintf(why, sizeof(why), "no reply within timeout_ms (%llu)",
                          (unsigned long long)rd->timeout_ms);
+                failed(rd, "timeout");
                 conn_drop(c, why);
             }
         } else if (!c->ac && now >= c->retry_at) {
@@ -473,16 +496,43 @@ static void on_tick(uv_timer_t *t)
     }
 }
 
+static void conf_free(gh_redis_conf_t *c)
+{
+    free(c->url);
+    free(c->user);
+    free(c->password);
+    free(c->prefix);
+}
+
+/* A deep copy of src in dst. Returns 0, or -1 on OOM (dst then holds nothing). */
+static int conf_copy(gh_redis_conf_t *dst, const gh_redis_conf_t *src)
+{
+    *dst = *src;
+    dst->url = src->url ? strdup(src->url) : NULL;
+    dst->user = src->user ? strdup(src->user) : NULL;
+    dst->password = src->password ? strdup(src->password) : NULL;
+    dst->prefix = src->prefix ? strdup(src->prefix) : NULL;
+    if ((src->url && !dst->url) || (src->user && !dst->user) || (src->password && !dst->password) ||
+        (src->prefix && !dst->prefix)) {
+        conf_free(dst);
+        memset(dst, 0, sizeof(*dst));
+        return -1;
+    }
+    return 0;
+}
+
 gh_redis_t *gh_redis_new(uv_loop_t *loop, const gh_redis_conf_t *conf, const char *who)
 {
     gh_redis_t *rd = calloc(1, sizeof(*rd));
     int n = conf->pool > 0 ? conf->pool : 1;
-    if (!rd || !(rd->conns = calloc((size_t)n, sizeof(conn_t)))) {
+    if (!rd || !(rd->conns = calloc((size_t)n, sizeof(conn_t))) || conf_copy(&rd->own, conf)) {
+        if (rd) free(rd->conns);
         free(rd);
         return NULL;
     }
     rd->loop = loop;
-    rd->conf = conf;
+    rd->conf = &rd->own;
+    conf = rd->conf;
     rd->n = n;
     rd->timeout_ms = (uint64_t)(conf->timeout * 1000 + 0.5);
     if (rd->timeout_ms < 1) rd->timeout_ms = 1;
@@ -508,6 +558,12 @@ void gh_redis_on_ready(gh_redis_t *rd, void (*fn)(void *arg), void *arg)
     rd->ready_arg = arg;
 }
 
+void gh_redis_on_error(gh_redis_t *rd, void (*fn)(void *arg, const char *kind), void *arg)
+{
+    rd->error = fn;
+    rd->error_arg = arg;
+}
+
 int gh_redis_subscribe(gh_redis_t *rd, const char *channel, gh_redis_cb cb, void *arg)
 {
     if (!(rd->channel = strdup(channel))) return -1;
@@ -525,6 +581,7 @@ static void timer_closed(uv_handle_t *h)
     gh_redis_t *rd = h->data;
     free(rd->conns);
     free(rd->channel);
+    conf_free(&rd->own);
     free(rd);
 }
 

@@ -54,6 +54,13 @@ gh_redis_t *gh_redis_new(uv_loop_t *loop, const gh_redis_conf_t *conf, const cha
  * and after every reconnect. */
 void gh_redis_on_ready(gh_redis_t *rd, void (*fn)(void *arg), void *arg);
 
+/* Called (on the loop) for each failure, by kind: "connect" (an attempt
+ * failed), "handshake" (AUTH, SELECT or PING refused), "timeout" (a call
+ * missed its deadline; the connection is dropped), "disconnect" (closed
+ * under us), "reply" (an error reply to a call), "unavailable" (a call
+ * made while no connection was up). Not while closing. */
+void gh_redis_on_error(gh_redis_t *rd, void (*fn)(void *arg, const char *kind), void *arg);
+
 /* Fails every pending call, closes the connections and frees rd once its
  * handles have closed (the loop must run on). */
 void gh_redis_close(gh_redis_t *rd);

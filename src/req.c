@@ -10,6 +10,7 @@
 #include "conn.h"
 #include "log.h"
 #include "lua_policy.h"
+#include "metrics.h"
 #include "path.h"
 #include "proxy.h"
 #include "worker.h"
@@ -23,7 +24,8 @@ gh_req_t *gh_req_new(gh_conn_t *conn)
     r->arena = a;
     r->conn = conn;
     r->w = conn->w;
-    r->cfg = conn->w->cfg;
+    r->gen = gh_gen_acquire(conn->w);
+    r->cfg = r->gen->cfg;
     r->start_ns = uv_hrtime();
     r->content_length = -1;
     r->method = -1;
@@ -32,7 +34,9 @@ gh_req_t *gh_req_new(gh_conn_t *conn)
 
 void gh_req_free(gh_req_t *r)
 {
+    gh_gen_t *gen = r->gen; /* the arena's cleanups may still use its Lua VM */
     gh_arena_free(r->arena);
+    gh_gen_release(gen);
 }
 
 int gh_head_append(gh_arena_t *a, gh_head_t *h, const char *p, size_t n, size_t limit)
@@ -239,6 +243,7 @@ int gh_req_head_complete(gh_req_t *r, const char **detail)
     } else {
         gh_worker_request_id(r->w, r->id);
     }
+    gh_trace_start(r);
     r->trusted_peer = r->conn->trusted;
     r->client_ip = r->conn->peer_ip;
     return 0;
@@ -406,6 +411,7 @@ static void access_log(gh_req_t *r)
     const char *method = r->method >= 0 ? llhttp_method_name((llhttp_method_t)r->method) : NULL;
     gh_access_entry_t e = {
         .request_id = r->id[0] ? r->id : NULL,
+        .trace_id = r->trace.trace_id[0] ? r->trace.trace_id : NULL,
         .client = r->conn->peer_ip,
         .method = method,
         .path = r->path ? r->path : r->head.data,
@@ -427,6 +433,9 @@ static void access_log(gh_req_t *r)
         e.upstream_ms = (double)(end - r->upstream_start_ns) / 1e6;
     }
     gh_access_log_write(r->w->alog, &e);
+    if (r->w->metrics)
+        gh_metrics_request(r->w->metrics, e.route, r->method, r->status, e.total_ms / 1e3,
+                           e.upstream_ms < 0 ? -1 : e.upstream_ms / 1e3);
 }
 
 void gh_req_maybe_finish(gh_req_t *r)

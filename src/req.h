@@ -13,6 +13,7 @@
 #include "hedit.h"
 #include "limit_state.h"
 #include "list.h"
+#include "trace.h"
 
 #include <jansson.h>
 
@@ -75,7 +76,8 @@ typedef struct gh_req_s {
     gh_arena_t *arena;
     gh_conn_t *conn;
     gh_worker_t *w;
-    const gh_config_t *cfg;
+    struct gh_gen_s *gen;   /* the worker's config generation it started in (NULL: */
+    const gh_config_t *cfg; /* a test request); cfg is the generation's */
     gh_phase_t phase;
     uint64_t start_ns;
 
@@ -95,6 +97,7 @@ typedef struct gh_req_s {
     const gh_route_t *route;
     gh_conn_tokens_t conn_tokens;
     char id[129];
+    gh_trace_t trace; /* W3C trace context: the client's, or a new trace */
 
     int64_t content_length; /* -1: none */
     bool chunked, has_body, expect_continue, keep_alive, trusted_peer;

@@ -38,7 +38,7 @@ static struct {
     bool deny;               /* revocation.on_error = "deny" */
     double max_stale, subject_ttl, poll;
 
-    const gh_config_t *cfg;
+    char prefix[128]; /* of the key names: a copy, the config may be reloaded */
     gh_redis_conf_t sub_conf;
     gh_redis_t *cmd, *feed;
     uv_timer_t timer;
@@ -235,9 +235,9 @@ static void prune_all(int64_t now)
 }
 
 /* Key names: <prefix>revoked:jti|sub|version, channel <prefix>revoked. */
-static void key_name(char *out, size_t cap, const gh_config_t *cfg, const char *what)
+static void key_name(char *out, size_t cap, const char *prefix, const char *what)
 {
-    snprintf(out, cap, "%srevoked%s%s", cfg->redis->prefix, what[0] ? ":" : "", what);
+    snprintf(out, cap, "%srevoked%s%s", prefix, what[0] ? ":" : "", what);
 }
 
 int gh_revoke_store(gh_redis_t *rd, const gh_config_t *cfg, gh_revoke_kind kind, const char *id,
@@ -245,9 +245,10 @@ int gh_revoke_store(gh_redis_t *rd, const gh_config_t *cfg, gh_revoke_kind kind,
                     const char **err)
 {
     char zset[256], ver[256], chan[256], ts[24], now[24], keep[24];
-    key_name(zset, sizeof(zset), cfg, KIND[kind]);
-    key_name(ver, sizeof(ver), cfg, "version");
-    key_name(chan, sizeof(chan), cfg, "");
+    const char *prefix = cfg->redis->prefix;
+    key_name(zset, sizeof(zset), prefix, KIND[kind]);
+    key_name(ver, sizeof(ver), prefix, "version");
+    key_name(chan, sizeof(chan), prefix, "");
     snprintf(ts, sizeof(ts), "%lld", (long long)t);
     snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
     snprintf(keep, sizeof(keep), "%lld", (long long)cfg->revocation.subject_ttl);
@@ -308,9 +309,9 @@ static void resync(void *arg)
     (void)arg;
     if (R.syncing || !R.cmd) return;
     char j[256], s[256], v[256], now[24], keep[24];
-    key_name(j, sizeof(j), R.cfg, "jti");
-    key_name(s, sizeof(s), R.cfg, "sub");
-    key_name(v, sizeof(v), R.cfg, "version");
+    key_name(j, sizeof(j), R.prefix, "jti");
+    key_name(s, sizeof(s), R.prefix, "sub");
+    key_name(v, sizeof(v), R.prefix, "version");
     snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
     snprintf(keep, sizeof(keep), "%lld", (long long)R.subject_ttl);
     const char *argv[5] = {j, s, v, now, keep};
@@ -360,7 +361,7 @@ static void on_poll(uv_timer_t *t)
     prune_all((int64_t)time(NULL));
     if (!R.cmd) return;
     char v[256];
-    key_name(v, sizeof(v), R.cfg, "version");
+    key_name(v, sizeof(v), R.prefix, "version");
     const char *argv[2] = {"GET", v};
     size_t lens[2] = {3, strlen(v)};
     const char *err;
@@ -370,7 +371,6 @@ static void on_poll(uv_timer_t *t)
 int gh_revoke_sync_start(uv_loop_t *loop, const gh_config_t *cfg)
 {
     gh_revoke_configure(cfg);
-    R.cfg = cfg;
     uint64_t every = (uint64_t)(R.poll * 1000);
     uv_timer_init(loop, &R.timer);
     uv_timer_start(&R.timer, on_poll, every, every);
@@ -378,7 +378,8 @@ int gh_revoke_sync_start(uv_loop_t *loop, const gh_config_t *cfg)
     R.timer_on = true;
     if (!cfg->redis) return 0;
     char chan[256];
-    key_name(chan, sizeof(chan), cfg, "");
+    snprintf(R.prefix, sizeof(R.prefix), "%s", cfg->redis->prefix);
+    key_name(chan, sizeof(chan), R.prefix, "");
     R.sub_conf = *cfg->redis;
     R.sub_conf.pool = 1;
     R.cmd = gh_redis_new(loop, cfg->redis, "revocations");

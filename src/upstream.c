@@ -1,46 +1,98 @@
 #include "upstream.h"
 
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "worker.h"
 
-int gh_upstream_pools_init(gh_worker_t *w)
+static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
-    const gh_config_t *cfg = w->cfg;
-    w->upstreams = calloc(cfg->nupstreams ? cfg->nupstreams : 1, sizeof(gh_upstream_pool_t));
-    if (!w->upstreams) return -1;
-    for (size_t i = 0; i < cfg->nupstreams; i++) {
-        gh_upstream_pool_t *p = &w->upstreams[i];
-        p->conf = &cfg->upstreams[i];
-        p->targets = calloc(p->conf->ntargets, sizeof(gh_target_pool_t));
-        if (!p->targets) return -1;
-        for (size_t k = 0; k < p->conf->ntargets; k++) {
-            p->targets[k].conf = &p->conf->targets[k];
-            gh_list_init(&p->targets[k].idle);
+    if (a->ss_family != b->ss_family) return false;
+    size_t len =
+        a->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    return memcmp(a, b, len) == 0;
+}
+
+/* The worker's pool for target t of upstream name, found or made. */
+static gh_target_pool_t *target_pool(gh_worker_t *w, const char *name, const gh_target_conf_t *t)
+{
+    for (gh_link_t *l = w->targets.next; l != &w->targets; l = l->next) {
+        gh_target_pool_t *tp = gh_container_of(l, gh_target_pool_t, link);
+        if (strcmp(tp->upstream, name) == 0 && strcmp(tp->own.text, t->text) == 0 &&
+            same_addr(&tp->own.addr, &t->addr)) {
+            tp->refs++;
+            return tp;
         }
     }
-    return 0;
+    gh_target_pool_t *tp = calloc(1, sizeof(*tp));
+    if (!tp) return NULL;
+    tp->own.text = strdup(t->text);
+    tp->own.addr = t->addr;
+    tp->upstream = strdup(name);
+    if (!tp->own.text || !tp->upstream) {
+        free(tp->own.text);
+        free(tp->upstream);
+        free(tp);
+        return NULL;
+    }
+    tp->conf = &tp->own;
+    tp->refs = 1;
+    gh_list_init(&tp->idle);
+    gh_list_push(&w->targets, &tp->link);
+    return tp;
+}
+
+static void close_idle(gh_target_pool_t *tp)
+{
+    while (!gh_list_empty(&tp->idle))
+        gh_upstream_close(gh_container_of(tp->idle.next, gh_upconn_t, link));
+}
+
+static void target_pool_release(gh_target_pool_t *tp)
+{
+    if (!tp || --tp->refs > 0) return;
+    close_idle(tp); /* a closing connection no longer refers to its pool */
+    gh_list_remove(&tp->link);
+    free(tp->own.text);
+    free(tp->upstream);
+    free(tp);
+}
+
+gh_upstream_pool_t *gh_upstream_pools_new(gh_worker_t *w, const gh_config_t *cfg)
+{
+    gh_upstream_pool_t *pools = calloc(cfg->nupstreams ? cfg->nupstreams : 1, sizeof(*pools));
+    if (!pools) return NULL;
+    for (size_t i = 0; i < cfg->nupstreams; i++) {
+        gh_upstream_pool_t *p = &pools[i];
+        p->conf = &cfg->upstreams[i];
+        p->targets = calloc(p->conf->ntargets, sizeof(*p->targets));
+        for (size_t k = 0; p->targets && k < p->conf->ntargets; k++)
+            if (!(p->targets[k] = target_pool(w, p->conf->name, &p->conf->targets[k]))) break;
+        if (!p->targets || !p->targets[p->conf->ntargets - 1]) {
+            gh_upstream_pools_free(pools, cfg);
+            return NULL;
+        }
+    }
+    return pools;
+}
+
+void gh_upstream_pools_free(gh_upstream_pool_t *pools, const gh_config_t *cfg)
+{
+    for (size_t i = 0; pools && i < cfg->nupstreams; i++) {
+        for (size_t k = 0; pools[i].targets && k < pools[i].conf->ntargets; k++)
+            target_pool_release(pools[i].targets[k]);
+        free(pools[i].targets);
+    }
+    free(pools);
 }
 
 void gh_upstream_pools_close_idle(gh_worker_t *w)
 {
-    for (size_t i = 0; w->upstreams && i < w->cfg->nupstreams; i++) {
-        gh_upstream_pool_t *p = &w->upstreams[i];
-        for (size_t k = 0; k < p->conf->ntargets; k++) {
-            gh_target_pool_t *tp = &p->targets[k];
-            while (!gh_list_empty(&tp->idle))
-                gh_upstream_close(gh_container_of(tp->idle.next, gh_upconn_t, link));
-        }
-    }
-}
-
-void gh_upstream_pools_free(gh_worker_t *w)
-{
-    for (size_t i = 0; w->upstreams && i < w->cfg->nupstreams; i++) free(w->upstreams[i].targets);
-    free(w->upstreams);
-    w->upstreams = NULL;
+    for (gh_link_t *l = w->targets.next; l != &w->targets; l = l->next)
+        close_idle(gh_container_of(l, gh_target_pool_t, link));
 }
 
 static void timer_cb(uv_timer_t *t)
@@ -76,6 +128,12 @@ static void on_stream_closed(gh_stream_t *s)
     uv_close((uv_handle_t *)&u->timer, on_timer_closed);
 }
 
+/* Pool use in the worker's metrics: busy (leased) and idle deltas. */
+static void count(gh_upconn_t *u, int busy, int idle)
+{
+    if (u->w->metrics) gh_metrics_upstream_pool(u->w->metrics, u->tp->upstream, busy, idle);
+}
+
 void gh_upstream_close(gh_upconn_t *u)
 {
     if (u->closing) return;
@@ -84,6 +142,10 @@ void gh_upstream_close(gh_upconn_t *u)
         gh_list_remove(&u->link);
         u->tp->nidle--;
         u->idle = false;
+        count(u, 0, -1);
+    } else if (u->busy) {
+        u->busy = false;
+        count(u, -1, 0);
     }
     uv_timer_stop(&u->timer);
     gh_stream_close(&u->s);
@@ -134,11 +196,10 @@ static gh_upconn_t *upconn_new(gh_worker_t *w, gh_upstream_pool_t *p, gh_target_
     return u;
 }
 
-gh_upconn_t *gh_upstream_lease(gh_worker_t *w, int idx, bool fresh, void *owner,
+gh_upconn_t *gh_upstream_lease(gh_worker_t *w, gh_upstream_pool_t *p, bool fresh, void *owner,
                                gh_upconn_ready_cb on_ready)
 {
-    gh_upstream_pool_t *p = &w->upstreams[idx];
-    gh_target_pool_t *tp = &p->targets[p->rr++ % p->conf->ntargets];
+    gh_target_pool_t *tp = p->targets[p->rr++ % p->conf->ntargets];
     gh_upconn_t *u = NULL;
     if (!fresh && !gh_list_empty(&tp->idle)) {
         u = gh_container_of(tp->idle.next, gh_upconn_t, link);
@@ -146,11 +207,15 @@ gh_upconn_t *gh_upstream_lease(gh_worker_t *w, int idx, bool fresh, void *owner,
         tp->nidle--;
         u->idle = false;
         u->reused = true;
+        u->conf = p->conf; /* this generation's timeouts and keepalive */
         uv_timer_stop(&u->timer);
+        count(u, 0, -1);
     } else {
         u = upconn_new(w, p, tp);
         if (!u) return NULL;
     }
+    u->busy = true;
+    count(u, 1, 0);
     u->owner = owner;
     u->on_ready = on_ready;
     return u;
@@ -163,6 +228,10 @@ void gh_upstream_release(gh_upconn_t *u)
     u->on_ready = NULL;
     u->on_timeout = NULL;
     u->s.on_write = NULL;
+    if (u->busy) {
+        u->busy = false;
+        count(u, -1, 0);
+    }
     if (u->closing || tp->nidle >= u->conf->keepalive || u->w->draining) {
         gh_upstream_close(u);
         return;
@@ -175,5 +244,6 @@ void gh_upstream_release(gh_upconn_t *u)
     u->idle = true;
     gh_list_push(&tp->idle, &u->link);
     tp->nidle++;
+    count(u, 0, 1);
     gh_upstream_timer(u, u->conf->keepalive_timeout);
 }

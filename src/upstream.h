@@ -12,16 +12,26 @@
 
 typedef struct gh_worker_s gh_worker_t;
 typedef struct gh_upconn_s gh_upconn_t;
+typedef struct gh_upstream_pool_s gh_upstream_pool_t;
 
+/* The idle connections to one target of one upstream (by name and
+ * address). A worker keeps them across reloads: every config generation
+ * naming the same upstream and target shares the pool, so a reload does
+ * not cost the upstream its keep-alive connections. */
 typedef struct {
-    const gh_target_conf_t *conf;
-    gh_link_t idle; /* most recently used first */
+    const gh_target_conf_t *conf; /* &own */
+    gh_target_conf_t own;         /* a copy: the pool outlives configs */
+    char *upstream;               /* the upstream's name */
+    gh_link_t idle;               /* most recently used first */
     unsigned nidle;
+    unsigned refs;  /* generations using it; the last one closes the idle */
+    gh_link_t link; /* in the worker's list of target pools */
 } gh_target_pool_t;
 
+/* One configured upstream as one config generation sees it. */
 struct gh_upstream_pool_s {
     const gh_upstream_conf_t *conf;
-    gh_target_pool_t *targets;
+    gh_target_pool_t **targets;
     unsigned rr; /* round-robin cursor; balancing proper comes later */
 };
 
@@ -43,20 +53,25 @@ struct gh_upconn_s {
     gh_upconn_ready_cb on_ready;
     gh_upconn_timeout_cb on_timeout;
     bool idle, reused, connected, closing;
+    bool busy; /* leased: counted as busy in the worker's metrics */
 };
 
-/* Builds the worker's pools (one per configured upstream). Returns 0 or -1. */
-int gh_upstream_pools_init(gh_worker_t *w);
+/* The pools of cfg's upstreams for one generation of worker w (an array
+ * of cfg->nupstreams), sharing the worker's target pools of the same
+ * upstream name and address. NULL on OOM. */
+gh_upstream_pool_t *gh_upstream_pools_new(gh_worker_t *w, const gh_config_t *cfg);
 
-/* Closes every idle connection; the pools are freed with
- * gh_upstream_pools_free once the loop has run the close callbacks. */
+/* Drops a generation's pools: target pools no generation uses any more
+ * close their idle connections and go. */
+void gh_upstream_pools_free(gh_upstream_pool_t *pools, const gh_config_t *cfg);
+
+/* Closes every idle connection of the worker (draining). */
 void gh_upstream_pools_close_idle(gh_worker_t *w);
-void gh_upstream_pools_free(gh_worker_t *w);
 
-/* Leases a connection to the next target of upstream idx: an idle pooled
- * one (connected set, ready now) unless fresh is set, or a new one whose
+/* Leases a connection to the next target of pool p: an idle pooled one
+ * (connected set, ready now) unless fresh is set, or a new one whose
  * on_ready runs once connected. NULL when no connection can be started. */
-gh_upconn_t *gh_upstream_lease(gh_worker_t *w, int idx, bool fresh, void *owner,
+gh_upconn_t *gh_upstream_lease(gh_worker_t *w, gh_upstream_pool_t *p, bool fresh, void *owner,
                                gh_upconn_ready_cb on_ready);
 
 /* Returns a clean connection (no bytes in flight either way) to its pool,

@@ -14,6 +14,7 @@
 #include "auth.h"
 #include "conn.h"
 #include "limiter.h"
+#include "metrics.h"
 #include "redis.h"
 #include "token_cache.h"
 #include "upstream.h"
@@ -24,7 +25,7 @@
 
 /* One listening socket with SO_REUSEPORT, so each worker accepts on its own
  * and the kernel spreads connections. Returns the fd or -1 with err. */
-static int listen_socket(const gh_listen_conf_t *l, char *err, size_t errlen)
+int gh_worker_listen_socket(const gh_listen_conf_t *l, char *err, size_t errlen)
 {
     const struct sockaddr *sa = (const struct sockaddr *)&l->addr;
     socklen_t len =
@@ -43,30 +44,103 @@ static int listen_socket(const gh_listen_conf_t *l, char *err, size_t errlen)
     return fd;
 }
 
-int gh_worker_bind(gh_worker_t *w, char *err, size_t errlen)
+gh_gen_t *gh_gen_new(gh_snapshot_t *snap, char *err, size_t errlen)
 {
-    const gh_config_t *cfg = w->cfg;
-    w->listen_fds = calloc(cfg->nlisten, sizeof(int));
-    w->nlisteners = cfg->nlisten;
-    for (size_t i = 0; i < cfg->nlisten; i++) w->listen_fds[i] = -1;
-    for (size_t i = 0; i < cfg->nlisten; i++) {
-        w->listen_fds[i] = listen_socket(&cfg->listen[i], err, errlen);
-        if (w->listen_fds[i] < 0) return -1;
-    }
+    const gh_config_t *cfg = snap->cfg;
+    gh_gen_t *g = calloc(1, sizeof(*g));
+    if (!g) return snprintf(err, errlen, "out of memory"), NULL;
+    g->snap = gh_snapshot_ref(snap);
+    g->cfg = cfg;
+    g->refs = 1;
     bool lua = false;
     for (size_t i = 0; i < gh_router_count(cfg->router); i++) {
         const gh_route_t *rt = gh_router_at(cfg->router, i);
         lua = lua || rt->policy || rt->on_response;
     }
-    if (lua && !(w->lua = gh_lua_vm_new(cfg, err, errlen))) return -1;
-    return 0;
+    if ((lua && !(g->lua = gh_lua_vm_new(cfg, err, errlen))) ||
+        !(g->tokens = gh_token_cache_new(cfg->token_cache))) {
+        if (g->lua && !g->tokens) snprintf(err, errlen, "out of memory");
+        gh_gen_discard(g);
+        return NULL;
+    }
+    return g;
+}
+
+void gh_gen_discard(gh_gen_t *g)
+{
+    if (!g) return;
+    gh_upstream_pools_free(g->upstreams, g->cfg);
+    gh_token_cache_free(g->tokens);
+    gh_lua_vm_free(g->lua);
+    gh_snapshot_release(g->snap);
+    free(g);
+}
+
+gh_gen_t *gh_gen_acquire(gh_worker_t *w)
+{
+    w->gen->refs++;
+    return w->gen;
+}
+
+void gh_gen_release(gh_gen_t *g)
+{
+    if (g && --g->refs == 0) gh_gen_discard(g);
+}
+
+int gh_worker_bind(gh_worker_t *w, gh_snapshot_t *snap, char *err, size_t errlen)
+{
+    const gh_config_t *cfg = snap->cfg;
+    w->cfg = cfg;
+    gh_list_init(&w->listeners);
+    gh_list_init(&w->targets);
+    w->listen_fds = calloc(cfg->nlisten, sizeof(int));
+    if (!w->listen_fds) return snprintf(err, errlen, "out of memory"), -1;
+    for (size_t i = 0; i < cfg->nlisten; i++) w->listen_fds[i] = -1;
+    for (size_t i = 0; i < cfg->nlisten; i++) {
+        w->listen_fds[i] = gh_worker_listen_socket(&cfg->listen[i], err, errlen);
+        if (w->listen_fds[i] < 0) return -1;
+    }
+    return (w->gen = gh_gen_new(snap, err, errlen)) ? 0 : -1;
 }
 
 static void on_connection(uv_stream_t *listener, int status)
 {
-    gh_worker_t *w = listener->data;
+    gh_worker_t *w = ((gh_listener_t *)listener->data)->w;
     if (status != 0 || w->draining) return;
     gh_conn_accept(w, listener);
+}
+
+static void listener_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void close_listener(gh_listener_t *ls)
+{
+    gh_list_remove(&ls->link);
+    uv_close((uv_handle_t *)&ls->tcp, listener_closed);
+}
+
+/* Starts accepting on a socket bound for l; the listener owns the fd once
+ * *fd is set to -1. Returns 0 or a libuv error. */
+static int open_listener(gh_worker_t *w, int *fd, const gh_listen_conf_t *l)
+{
+    gh_listener_t *ls = calloc(1, sizeof(*ls));
+    if (!ls) return UV_ENOMEM;
+    int rc = uv_tcp_init(&w->loop, &ls->tcp);
+    if (rc) {
+        free(ls);
+        return rc;
+    }
+    ls->w = w;
+    ls->addr = l->addr;
+    ls->tcp.data = ls;
+    gh_list_push_tail(&w->listeners, &ls->link);
+    rc = uv_tcp_open(&ls->tcp, *fd);
+    if (rc == 0) *fd = -1;
+    if (rc == 0) rc = uv_listen((uv_stream_t *)&ls->tcp, BACKLOG, on_connection);
+    if (rc) close_listener(ls);
+    return rc;
 }
 
 /* Once the last connection is gone, idle upstream connections go too;
@@ -82,6 +156,7 @@ static void maybe_exit(gh_worker_t *w)
 void gh_worker_conn_gone(gh_worker_t *w)
 {
     w->nconns--;
+    if (w->metrics) gh_metrics_conns(w->metrics, -1);
     maybe_exit(w);
 }
 
@@ -97,9 +172,8 @@ static void begin_drain(gh_worker_t *w, int now)
 {
     if (!w->draining) {
         w->draining = 1;
-        for (size_t i = 0; i < w->nlisteners; i++)
-            if (!uv_is_closing((uv_handle_t *)&w->listeners[i]))
-                uv_close((uv_handle_t *)&w->listeners[i], NULL);
+        while (!gh_list_empty(&w->listeners))
+            close_listener(gh_container_of(w->listeners.next, gh_listener_t, link));
         gh_link_t *l = w->conns.next;
         while (l != &w->conns) {
             gh_link_t *next = l->next;
@@ -114,12 +188,70 @@ static void begin_drain(gh_worker_t *w, int now)
     maybe_exit(w);
 }
 
+static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family) return false;
+    size_t len =
+        a->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    return memcmp(a, b, len) == 0;
+}
+
+/* Swaps in the generation the main thread handed over: listen addresses
+ * the new config drops stop accepting, new ones start; requests from now
+ * on take the new generation; the old one goes with its last request. */
+static void swap_in(gh_worker_t *w)
+{
+    uv_mutex_lock(&w->wakeup_lock);
+    gh_swap_t sw = w->swap;
+    w->swap = (gh_swap_t){0};
+    uv_mutex_unlock(&w->wakeup_lock);
+    if (!sw.gen) return;
+    const gh_config_t *cfg = sw.gen->cfg;
+    if (!(sw.gen->upstreams = gh_upstream_pools_new(w, cfg))) {
+        gh_log(GH_LOG_ERROR, "worker %d: out of memory swapping in config %llu; keeping the old",
+               w->id, (unsigned long long)sw.gen->snap->generation);
+        gh_gen_discard(sw.gen);
+    } else {
+        gh_link_t *l = w->listeners.next;
+        while (!w->draining && l != &w->listeners) {
+            gh_listener_t *ls = gh_container_of(l, gh_listener_t, link);
+            l = l->next;
+            bool kept = false;
+            for (size_t i = 0; i < cfg->nlisten && !kept; i++)
+                kept = same_addr(&ls->addr, &cfg->listen[i].addr);
+            if (!kept) close_listener(ls);
+        }
+        for (size_t i = 0; sw.fds && i < cfg->nlisten; i++) {
+            if (sw.fds[i] < 0) continue;
+            int rc = w->draining ? UV_ECANCELED : open_listener(w, &sw.fds[i], &cfg->listen[i]);
+            if (sw.fds[i] >= 0) close(sw.fds[i]);
+            if (rc) {
+                if (rc != UV_ECANCELED)
+                    gh_log(GH_LOG_ERROR, "worker %d: cannot listen on %s: %s", w->id,
+                           cfg->listen[i].text, uv_strerror(rc));
+            }
+        }
+        gh_gen_t *old = w->gen;
+        w->gen = sw.gen;
+        w->cfg = cfg;
+        gh_gen_release(old);
+    }
+    free(sw.fds);
+    __atomic_store_n(&w->swapped, sw.gen->snap->generation, __ATOMIC_RELEASE);
+    if (w->swap_notify) uv_async_send(w->swap_notify);
+}
+
 static void on_wakeup(uv_async_t *a)
 {
     gh_worker_t *w = a->data;
+    swap_in(w);
     int req = __atomic_load_n(&w->drain_requested, __ATOMIC_ACQUIRE);
     if (req) begin_drain(w, req == 2);
     if (__atomic_exchange_n(&w->keys_event, 0, __ATOMIC_ACQ_REL)) gh_auth_wake(w);
+    if (__atomic_exchange_n(&w->reopen_event, 0, __ATOMIC_ACQ_REL) && gh_access_log_reopen(w->alog))
+        gh_log(GH_LOG_ERROR,
+               "worker %d: cannot reopen the access log %s: %s; still writing the old", w->id,
+               w->cfg->access_log, strerror(errno));
 }
 
 static void on_tick(uv_timer_t *t)
@@ -158,18 +290,16 @@ static void worker_main(void *arg)
 
 static int open_listeners(gh_worker_t *w)
 {
-    w->listeners = calloc(w->nlisteners, sizeof(uv_tcp_t));
-    if (!w->listeners) return UV_ENOMEM;
-    for (size_t i = 0; i < w->nlisteners; i++) {
-        uv_tcp_t *t = &w->listeners[i];
-        int rc = uv_tcp_init(&w->loop, t);
-        if (rc == 0) rc = uv_tcp_open(t, w->listen_fds[i]);
-        t->data = w;
-        if (rc == 0) rc = uv_listen((uv_stream_t *)t, BACKLOG, on_connection);
+    for (size_t i = 0; i < w->cfg->nlisten; i++) {
+        int rc = open_listener(w, &w->listen_fds[i], &w->cfg->listen[i]);
         if (rc) return rc;
-        w->listen_fds[i] = -1; /* the handle owns it now */
     }
     return 0;
+}
+
+static void redis_error(void *m, const char *kind)
+{
+    gh_metrics_redis_error(m, kind);
 }
 
 int gh_worker_start(gh_worker_t *w)
@@ -184,14 +314,18 @@ int gh_worker_start(gh_worker_t *w)
     w->rng[0] |= 1;
     w->pool = gh_buf_pool_new(32);
     w->alog = gh_access_log_open(w->cfg->access_log);
-    w->tokens = gh_token_cache_new(w->cfg->token_cache);
-    if (!w->pool || !w->alog || !w->tokens || gh_upstream_pools_init(w)) return UV_ENOMEM;
+    w->metrics = gh_metrics_new();
+    if (!w->pool || !w->alog || !w->metrics ||
+        !(w->gen->upstreams = gh_upstream_pools_new(w, w->cfg)))
+        return UV_ENOMEM;
+    w->swapped = w->gen->snap->generation;
     if (w->cfg->redis) {
         char who[32];
         snprintf(who, sizeof(who), "worker %d", w->id);
         if (!(w->redis = gh_redis_new(&w->loop, w->cfg->redis, who)) ||
             !(w->limits = gh_limiter_batch_new(&w->loop, w->redis, w->cfg->redis->pool)))
             return UV_ENOMEM;
+        gh_redis_on_error(w->redis, redis_error, w->metrics);
     }
     uv_mutex_init(&w->wakeup_lock);
     uv_async_init(&w->loop, &w->wakeup, on_wakeup);
@@ -210,9 +344,24 @@ int gh_worker_start(gh_worker_t *w)
     uv_unref((uv_handle_t *)&w->drain_timer);
     rc = open_listeners(w);
     if (rc) return rc;
+    free(w->listen_fds);
+    w->listen_fds = NULL;
     rc = uv_thread_create(&w->thread, worker_main, w);
     w->started = rc == 0;
     return rc;
+}
+
+void gh_worker_swap(gh_worker_t *w, gh_gen_t *g, int *fds)
+{
+    uv_mutex_lock(&w->wakeup_lock);
+    gh_swap_t old = w->swap;
+    w->swap = (gh_swap_t){.gen = g, .fds = fds};
+    if (!w->wakeup_closed) uv_async_send(&w->wakeup);
+    uv_mutex_unlock(&w->wakeup_lock);
+    for (size_t i = 0; old.fds && i < old.gen->cfg->nlisten; i++) /* the main thread waits */
+        if (old.fds[i] >= 0) close(old.fds[i]);                   /* for each swap: never */
+    free(old.fds);
+    gh_gen_discard(old.gen);
 }
 
 void gh_worker_stop(gh_worker_t *w, int now)
@@ -231,6 +380,14 @@ void gh_worker_keys_changed(gh_worker_t *w)
     uv_mutex_unlock(&w->wakeup_lock);
 }
 
+void gh_worker_reopen_logs(gh_worker_t *w)
+{
+    __atomic_store_n(&w->reopen_event, 1, __ATOMIC_RELEASE);
+    uv_mutex_lock(&w->wakeup_lock);
+    if (!w->wakeup_closed) uv_async_send(&w->wakeup);
+    uv_mutex_unlock(&w->wakeup_lock);
+}
+
 int gh_worker_exited(gh_worker_t *w)
 {
     return __atomic_load_n(&w->exited, __ATOMIC_ACQUIRE);
@@ -244,29 +401,40 @@ void gh_worker_join(gh_worker_t *w)
             gh_log(GH_LOG_WARN, "worker %d: handles left open", w->id);
         uv_mutex_destroy(&w->wakeup_lock);
     }
-    gh_upstream_pools_free(w);
+    gh_gen_release(w->gen); /* every request has ended */
+    w->gen = NULL;
+    if (w->swap.gen) { /* handed over as the worker ended */
+        for (size_t i = 0; w->swap.fds && i < w->swap.gen->cfg->nlisten; i++)
+            if (w->swap.fds[i] >= 0) close(w->swap.fds[i]);
+        free(w->swap.fds);
+        gh_gen_discard(w->swap.gen);
+        w->swap = (gh_swap_t){0};
+    }
     gh_access_log_close(w->alog);
-    gh_token_cache_free(w->tokens);
-    gh_lua_vm_free(w->lua);
-    w->lua = NULL;
+    gh_metrics_free(w->metrics);
+    w->metrics = NULL;
     gh_buf_pool_free(w->pool);
-    free(w->listeners);
-    for (size_t i = 0; w->listen_fds && i < w->nlisteners; i++)
+    for (size_t i = 0; w->listen_fds && i < w->cfg->nlisten; i++)
         if (w->listen_fds[i] >= 0) close(w->listen_fds[i]);
     free(w->listen_fds);
 }
 
 /* xorshift128+: fast, and unpredictable enough for ids (not for secrets). */
-void gh_worker_request_id(gh_worker_t *w, char out[33])
+void gh_worker_random_hex(gh_worker_t *w, char *out, size_t nhex)
 {
     static const char hex[] = "0123456789abcdef";
-    for (int half = 0; half < 2; half++) {
+    for (size_t at = 0; at < nhex; at += 16) {
         uint64_t s1 = w->rng[0], s0 = w->rng[1];
         w->rng[0] = s0;
         s1 ^= s1 << 23;
         w->rng[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
         uint64_t v = w->rng[1] + s0;
-        for (int i = 0; i < 16; i++) out[half * 16 + i] = hex[(v >> (i * 4)) & 15];
+        for (size_t i = 0; i < 16 && at + i < nhex; i++) out[at + i] = hex[(v >> (i * 4)) & 15];
     }
-    out[32] = '\0';
+    out[nhex] = '\0';
+}
+
+void gh_worker_request_id(gh_worker_t *w, char out[33])
+{
+    gh_worker_random_hex(w, out, 32);
 }

@@ -361,6 +361,17 @@ static void test_admin(void **state)
     cfg = LOAD_OK("  admin = '[::1]:9002',\n");
     assert_int_equal(cfg->admin->addr.ss_family, AF_INET6);
     assert_int_equal(port_of(&cfg->admin->addr), 9002);
+    assert_null(cfg->admin_token);
+    gh_config_free(cfg);
+
+    cfg = LOAD_OK("  admin = { token = '0123456789abcdef' },\n");
+    assert_int_equal(port_of(&cfg->admin->addr), 9901); /* listen defaults too */
+    assert_string_equal(cfg->admin_token, "0123456789abcdef");
+    gh_config_free(cfg);
+
+    cfg = LOAD_OK("  admin = { listen = '127.0.0.1:9003' },\n");
+    assert_int_equal(port_of(&cfg->admin->addr), 9003);
+    assert_null(cfg->admin_token);
     gh_config_free(cfg);
 }
 
@@ -372,7 +383,15 @@ static void test_admin_errors(void **state)
     EXPECT_CONFIG_ERROR("  admin = '',\n", "gatehouse.lua:6:", "admin:");
     EXPECT_CONFIG_ERROR("  admin = 9901,\n", "gatehouse.lua:6:", "'admin' must be an address");
     EXPECT_CONFIG_ERROR("  admin = { '127.0.0.1:9901' },\n",
-                        "gatehouse.lua:6:", "'admin' must be an address");
+                        "gatehouse.lua:6:", "non-string key in admin");
+    EXPECT_CONFIG_ERROR("  admin = { listen = '127.0.0.1:9901', token = 'short' },\n",
+                        "gatehouse.lua:6:", "at least 16 characters");
+    EXPECT_CONFIG_ERROR("  admin = { token = '0123456789abcdef', token_file = 'x' },\n",
+                        "gatehouse.lua:6:", "not both");
+    EXPECT_CONFIG_ERROR("  admin = { token_file = 'no-such-file' },\n",
+                        "gatehouse.lua:6:", "cannot read");
+    EXPECT_CONFIG_ERROR("  admin = { listen = '127.0.0.1:9901', tokn = 'x' },\n",
+                        "gatehouse.lua:6:", "tokn");
 }
 
 static void test_rate_limit_keys(void **state)

@@ -1,5 +1,6 @@
-/* Unit tests for log.c: JSON string escaping and the buffered access log,
- * whose every line must parse as JSON whatever bytes a client sent. */
+/* Unit tests for log.c: JSON string escaping, the buffered access log,
+ * whose every line must parse as JSON whatever bytes a client sent, its
+ * reopening after a rotation, and the error log's level. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +18,8 @@
 #include <unistd.h>
 
 #include "log.h"
+
+#define ACCESS_LINE_MAX 4097 /* a line never exceeds the 4 KiB buffer */
 
 static char dir[256], logpath[300];
 
@@ -168,6 +171,7 @@ static json_t *next_line(const char *buf, size_t len, size_t *pos)
 
 static const gh_access_entry_t ENTRY = {
     .request_id = "req-1",
+    .trace_id = "4bf92f3577b34da6a3ce929d0e0e4736",
     .client = "192.0.2.7",
     .method = "POST",
     .path = "/api/orders?secret=1",
@@ -211,6 +215,8 @@ static void test_access_line_fields(void **state)
     assert_true(t[4] == '-' && t[7] == '-' && t[10] == 'T' && t[13] == ':' && t[16] == ':');
     assert_true(t[19] == '.' && t[23] == 'Z');
     assert_string_equal(json_string_value(FIELD(j, "request_id")), "req-1");
+    assert_string_equal(json_string_value(FIELD(j, "trace_id")),
+                        "4bf92f3577b34da6a3ce929d0e0e4736");
     assert_string_equal(json_string_value(FIELD(j, "client")), "192.0.2.7");
     assert_string_equal(json_string_value(FIELD(j, "method")), "POST");
     assert_string_equal(json_string_value(FIELD(j, "path")), "/api/orders");
@@ -223,7 +229,7 @@ static void test_access_line_fields(void **state)
     assert_true(json_real_value(FIELD(j, "upstream_ms")) == 12.5);
     assert_true(json_real_value(FIELD(j, "total_ms")) == 13.25);
     assert_string_equal(json_string_value(FIELD(j, "route")), "orders");
-    assert_int_equal(json_object_size(j), 12);
+    assert_int_equal(json_object_size(j), 13);
     json_decref(j);
 }
 
@@ -238,6 +244,7 @@ static void test_long_fields_stay_valid_json(void **state)
     memset(route, 'r', sizeof(route) - 1);
     gh_access_entry_t e = ENTRY;
     e.route = route;
+    e.trace_id = route;
     e.upstream = route;
     e.path = path;
     e.total_ms = NAN;
@@ -245,7 +252,7 @@ static void test_long_fields_stay_valid_json(void **state)
     for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
         e.path_len = lens[i];
         json_t *j = log_one(&e);
-        assert_int_equal(json_object_size(j), 12);
+        assert_int_equal(json_object_size(j), 13);
         assert_true(json_is_null(FIELD(j, "total_ms")));
         size_t got = strlen(json_string_value(FIELD(j, "path")));
         assert_true(got > 100 && got < lens[i]);
@@ -260,13 +267,13 @@ static void test_absent_fields_are_null(void **state)
     (void)state;
     gh_access_entry_t e = {.client = "::1", .status = 400, .upstream_ms = -1};
     json_t *j = log_one(&e);
-    static const char *nulls[] = {"request_id", "method",      "path",
+    static const char *nulls[] = {"request_id", "trace_id",    "method", "path",
                                   "upstream",   "upstream_ms", "route"};
     for (size_t i = 0; i < sizeof(nulls) / sizeof(nulls[0]); i++)
         if (!json_is_null(FIELD(j, nulls[i]))) fail_msg("%s is not null", nulls[i]);
     assert_string_equal(json_string_value(FIELD(j, "client")), "::1");
     assert_int_equal(json_integer_value(FIELD(j, "status")), 400);
-    assert_int_equal(json_object_size(j), 12);
+    assert_int_equal(json_object_size(j), 13);
     json_decref(j);
 
     e.upstream_ms = 0; /* zero is a measurement, not an absence */
@@ -293,7 +300,7 @@ static void test_hostile_bytes_stay_in_strings(void **state)
     assert_string_equal(json_string_value(FIELD(j, "request_id")), "id\"\n");
     assert_string_equal(json_string_value(FIELD(j, "route")), "r\\\x1b");
     assert_int_equal(json_integer_value(FIELD(j, "status")), 201);
-    assert_int_equal(json_object_size(j), 12);
+    assert_int_equal(json_object_size(j), 13);
     json_decref(j);
 }
 
@@ -429,6 +436,202 @@ static void test_many_writes_arrive_whole(void **state)
     free(buf);
 }
 
+/* The access lines in the file at path, parsed; *n is how many. */
+static json_t **lines_of(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    json_t **out = calloc(64, sizeof(*out));
+    assert_non_null(out);
+    char line[ACCESS_LINE_MAX];
+    *n = 0;
+    while (fgets(line, sizeof(line), f)) {
+        assert_true(*n < 64);
+        json_error_t err;
+        out[*n] = json_loads(line, 0, &err);
+        if (!out[*n]) fail_msg("not JSON (%s): %s", err.text, line);
+        (*n)++;
+    }
+    fclose(f);
+    return out;
+}
+
+/* Request ids of the lines in the file at path, joined with ','. */
+static void expect_ids(const char *path, const char *want)
+{
+    size_t n;
+    json_t **lines = lines_of(path, &n);
+    char got[256] = "";
+    for (size_t i = 0; i < n; i++) {
+        if (i) strcat(got, ",");
+        strcat(got, json_string_value(FIELD(lines[i], "request_id")));
+        json_decref(lines[i]);
+    }
+    free(lines);
+    if (strcmp(got, want) != 0) fail_msg("%s holds [%s], want [%s]", path, got, want);
+}
+
+static void write_id(gh_access_log_t *log, const char *id)
+{
+    gh_access_entry_t e = ENTRY;
+    e.request_id = id;
+    gh_access_log_write(log, &e);
+}
+
+/* logrotate moves the file away, then signals: what was buffered goes to
+ * the moved file, what follows to a new file at the old path. */
+static void test_reopen_after_rotation(void **state)
+{
+    (void)state;
+    char rotated[320];
+    snprintf(rotated, sizeof(rotated), "%s.1", logpath);
+    gh_access_log_t *log = gh_access_log_open(logpath);
+    assert_non_null(log);
+    write_id(log, "a");
+    gh_access_log_flush(log);
+    write_id(log, "b"); /* still buffered when the file moves */
+    assert_int_equal(rename(logpath, rotated), 0);
+    assert_int_equal(gh_access_log_reopen(log), 0);
+    write_id(log, "c");
+    assert_int_equal(gh_access_log_reopen(log), 0); /* twice in a row: the same file again */
+    write_id(log, "d");
+    gh_access_log_close(log);
+    expect_ids(rotated, "a,b");
+    expect_ids(logpath, "c,d");
+    struct stat st;
+    assert_int_equal(stat(logpath, &st), 0);
+    assert_int_equal(st.st_mode & 0777 & ~0640, 0);
+}
+
+/* When the path cannot be opened any more, the log keeps writing to the
+ * file it has and says why. */
+static void test_reopen_failure_keeps_old_file(void **state)
+{
+    (void)state;
+    char sub[300], moved[320], path[340], kept[360];
+    snprintf(sub, sizeof(sub), "%s/logs", dir);
+    snprintf(moved, sizeof(moved), "%s/logs.old", dir);
+    snprintf(path, sizeof(path), "%s/access.log", sub);
+    snprintf(kept, sizeof(kept), "%s/access.log", moved);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    gh_access_log_t *log = gh_access_log_open(path);
+    assert_non_null(log);
+    write_id(log, "a");
+    assert_int_equal(rename(sub, moved), 0);
+    errno = 0;
+    assert_int_equal(gh_access_log_reopen(log), -1);
+    assert_int_equal(errno, ENOENT);
+    write_id(log, "b");
+    gh_access_log_close(log);
+    expect_ids(kept, "a,b");
+    assert_int_equal(access(path, F_OK), -1);
+}
+
+/* stderr and off have nothing to reopen: both succeed and carry on. */
+static void test_reopen_stderr_and_off(void **state)
+{
+    (void)state;
+    int fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600), saved = dup(STDERR_FILENO);
+    assert_true(fd >= 0 && saved >= 0);
+    dup2(fd, STDERR_FILENO);
+    close(fd);
+    gh_access_log_t *off = gh_access_log_open("off"), *err = gh_access_log_open("stderr");
+    assert_non_null(off);
+    assert_non_null(err);
+    write_id(off, "off-1");
+    write_id(err, "err-1");
+    int rc_off = gh_access_log_reopen(off), rc_err = gh_access_log_reopen(err);
+    write_id(off, "off-2");
+    write_id(err, "err-2");
+    gh_access_log_close(off);
+    gh_access_log_close(err);
+    int stderr_open = fcntl(STDERR_FILENO, F_GETFD);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    assert_int_equal(rc_off, 0);
+    assert_int_equal(rc_err, 0);
+    assert_true(stderr_open != -1);
+    expect_ids(logpath, "err-1,err-2");
+}
+
+static void test_level_parse(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *s;
+        gh_log_level want;
+    } ok[] = {{"debug", GH_LOG_DEBUG},
+              {"info", GH_LOG_INFO},
+              {"warn", GH_LOG_WARN},
+              {"error", GH_LOG_ERROR}};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        gh_log_level got = (gh_log_level)99;
+        assert_int_equal(gh_log_level_parse(ok[i].s, &got), 0);
+        assert_int_equal(got, ok[i].want);
+    }
+    static const char *bad[] = {"",       "DEBUG", "Info",  "warning", "err",
+                                "errors", " info", "info ", "fatal",   "0"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        gh_log_level got = GH_LOG_WARN;
+        if (gh_log_level_parse(bad[i], &got) != -1) fail_msg("\"%s\" parsed", bad[i]);
+        assert_int_equal(got, GH_LOG_WARN);
+    }
+    gh_log_level got = GH_LOG_WARN;
+    assert_int_equal(gh_log_level_parse(NULL, &got), -1);
+    assert_int_equal(got, GH_LOG_WARN);
+}
+
+/* Logs one line at every level into a file standing in for stderr and
+ * returns which got through, as a string of level initials ("iwe"). */
+static void levels_written(char *out)
+{
+    int fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600), saved = dup(STDERR_FILENO);
+    assert_true(fd >= 0 && saved >= 0);
+    dup2(fd, STDERR_FILENO);
+    close(fd);
+    gh_log(GH_LOG_DEBUG, "line %s", "d");
+    gh_log(GH_LOG_INFO, "line %s", "i");
+    gh_log(GH_LOG_WARN, "line %s", "w");
+    gh_log(GH_LOG_ERROR, "line %s", "e");
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    size_t len;
+    char *buf = slurp(&len);
+    size_t n = 0;
+    for (char *p = buf; p < buf + len;) {
+        char *nl = memchr(p, '\n', (size_t)(buf + len - p));
+        assert_non_null(nl);
+        char name[8], initial;
+        if (sscanf(p, "gatehouse[%7[a-z]]: line %c", name, &initial) != 2)
+            fail_msg("unexpected line: %.*s", (int)(nl - p), p);
+        assert_int_equal(name[0], initial);
+        out[n++] = initial;
+        p = nl + 1;
+    }
+    out[n] = '\0';
+    free(buf);
+}
+
+static void test_level_filters_lines(void **state)
+{
+    (void)state;
+    char got[8];
+    levels_written(got);
+    assert_string_equal(got, "iwe"); /* INFO until set */
+    gh_log_set_level(GH_LOG_DEBUG);
+    levels_written(got);
+    assert_string_equal(got, "diwe");
+    gh_log_set_level(GH_LOG_WARN);
+    levels_written(got);
+    assert_string_equal(got, "we");
+    gh_log_set_level(GH_LOG_ERROR);
+    levels_written(got);
+    assert_string_equal(got, "e");
+    gh_log_set_level(GH_LOG_INFO);
+    levels_written(got);
+    assert_string_equal(got, "iwe");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -443,6 +646,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_off_and_stderr_targets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_failure_sets_errno, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_writes_arrive_whole, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_after_rotation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_failure_keeps_old_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_stderr_and_off, setup, teardown),
+        cmocka_unit_test(test_level_parse),
+        cmocka_unit_test_setup_teardown(test_level_filters_lines, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
