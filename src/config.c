@@ -900,14 +900,17 @@ static int lua_filter(const struct dirent *d)
 
 /* Runs one route file and adds what it returns (a route or a list). */
 static int load_route_file(gh_cfg_ctx_t *c, const gh_config_t *cfg, route_vec_t *rv,
-                           const char *file)
+                           const char *file, char *src)
 {
     lua_State *L = c->L;
     gh_cfg_ctx_t fc = *c;
     fc.file = file;
-    fc.src = gh_cfg_read_file(file);
+    fc.src = src;
     int rc = 0;
-    if (gh_lua_run_route_file(L, &cfg->lua, file, c->err, c->errlen) != 0) {
+    if (!src) {
+        snprintf(c->err, c->errlen, "%s:0: cannot read: %s", file, strerror(errno));
+        rc = -1;
+    } else if (gh_lua_run_route_file(L, &cfg->lua, file, src, c->err, c->errlen) != 0) {
         rc = -1;
     } else if (lua_istable(L, -1) && lua_objlen(L, -1) > 0) {
         size_t n = lua_objlen(L, -1);
@@ -922,7 +925,6 @@ static int load_route_file(gh_cfg_ctx_t *c, const gh_config_t *cfg, route_vec_t 
         rc = add_route(&fc, cfg, rv, file);
     }
     lua_settop(L, 0);
-    free(fc.src);
     return rc;
 }
 
@@ -949,13 +951,16 @@ static int load_routes(gh_cfg_ctx_t *c, gh_config_t *cfg, const char *dir_rel)
     rc_ctx.L = gh_lua_state_new(&cfg->lua, dir, c->err, c->errlen);
     cfg->routes_dir = strdup(dir);
     cfg->route_files = calloc((size_t)n + 1, sizeof(char *));
+    cfg->route_srcs = calloc((size_t)n + 1, sizeof(char *));
     route_vec_t rv = {0};
     int rc = rc_ctx.L ? 0 : -1;
     for (int i = 0; i < n; i++) {
         char file[4352];
         snprintf(file, sizeof(file), "%s/%s", dir, names[i]->d_name);
-        cfg->route_files[cfg->nroute_files++] = strdup(file);
-        if (!rc) rc = load_route_file(&rc_ctx, cfg, &rv, file);
+        cfg->route_files[cfg->nroute_files] = strdup(file);
+        cfg->route_srcs[cfg->nroute_files++] = rc ? NULL : gh_cfg_read_file(file);
+        if (!rc)
+            rc = load_route_file(&rc_ctx, cfg, &rv, file, cfg->route_srcs[cfg->nroute_files - 1]);
         free(names[i]);
     }
     free(names);
@@ -1096,6 +1101,8 @@ void gh_config_free(gh_config_t *cfg)
     free(cfg->access_log);
     gh_router_free(cfg->router);
     for (size_t i = 0; i < cfg->nroute_files; i++) free(cfg->route_files[i]);
+    for (size_t i = 0; cfg->route_srcs && i < cfg->nroute_files; i++) free(cfg->route_srcs[i]);
+    free(cfg->route_srcs);
     free(cfg->route_files);
     free(cfg->routes_dir);
     gh_cfg_shared_state_free(cfg);

@@ -65,7 +65,9 @@ typedef struct gh_config_s {
     gh_lua_conf_t lua;
     char *routes_dir;       /* where the route files are */
     char **route_files;     /* in the order they were loaded (each worker's VM */
-    size_t nroute_files;    /* loads them again in this order) */
+    size_t nroute_files;    /* loads them again in this order, */
+    char **route_srcs;      /* from these bytes, read once: a file edited meanwhile */
+                            /* cannot split the workers; NULL: could not be read) */
     gh_redis_conf_t *redis; /* NULL: no Redis, all shared state local */
     gh_revocation_conf_t revocation;
     gh_listen_conf_t *admin; /* the admin listener, or NULL */

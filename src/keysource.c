@@ -518,9 +518,9 @@ int gh_keysource_start(gh_keysource_t *s, uv_loop_t *loop, gh_keys_notify_fn not
     return 0;
 }
 
-void gh_keysource_stop(gh_keysource_t *s)
+bool gh_keysource_stop(gh_keysource_t *s)
 {
-    if (!s->started) return;
+    if (!s->started) return false;
     s->started = false;
     gh_http_cancel(s->http);
     s->http = NULL;
@@ -530,6 +530,7 @@ void gh_keysource_stop(gh_keysource_t *s)
     uv_mutex_unlock(&s->mu);
     uv_close((uv_handle_t *)&s->async, NULL);
     uv_close((uv_handle_t *)&s->timer, NULL);
+    return true;
 }
 
 bool gh_keysource_ready(gh_keysource_t *s, char *why, size_t whylen)

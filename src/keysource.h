@@ -97,8 +97,10 @@ typedef void (*gh_keys_notify_fn)(void *arg);
  * Returns 0 or a libuv error. */
 int gh_keysource_start(gh_keysource_t *s, uv_loop_t *loop, gh_keys_notify_fn notify, void *arg);
 
-/* Cancels fetches and closes the source's handles (the loop then ends). */
-void gh_keysource_stop(gh_keysource_t *s);
+/* Cancels fetches and closes the source's handles (the loop then ends).
+ * True when it was running: free it only once the loop has run the close
+ * callbacks. */
+bool gh_keysource_stop(gh_keysource_t *s);
 
 /* True once a source has a key set; the last fetch error otherwise. */
 bool gh_keysource_ready(gh_keysource_t *s, char *why, size_t whylen);

@@ -97,11 +97,14 @@ fail:
     return NULL;
 }
 
-int gh_lua_run_route_file(lua_State *L, const gh_lua_conf_t *conf, const char *file, char *err,
-                          size_t errlen)
+int gh_lua_run_route_file(lua_State *L, const gh_lua_conf_t *conf, const char *file,
+                          const char *src, char *err, size_t errlen)
 {
     int top = lua_gettop(L);
-    if (luaL_loadfile(L, file) != 0) goto fail;
+    lua_pushfstring(L, "@%s", file);
+    int rc = luaL_loadbuffer(L, src, strlen(src), lua_tostring(L, -1));
+    lua_remove(L, -2);
+    if (rc != 0) goto fail;
     if (!conf->jit) luaJIT_setmode(L, -1, LUAJIT_MODE_ALLFUNC | LUAJIT_MODE_OFF);
     if (lua_pcall(L, 0, 1, 0) != 0) goto fail;
     return 0;
@@ -153,7 +156,9 @@ static int load_routes(gh_lua_vm_t *vm, const gh_config_t *cfg, char *err, size_
     lua_State *L = vm->L;
     size_t next = 0;
     for (size_t f = 0; f < cfg->nroute_files; f++) {
-        if (gh_lua_run_route_file(L, &cfg->lua, cfg->route_files[f], err, errlen)) return -1;
+        if (gh_lua_run_route_file(L, &cfg->lua, cfg->route_files[f], cfg->route_srcs[f], err,
+                                  errlen))
+            return -1;
         int rc = 0;
         size_t n = lua_istable(L, -1) ? lua_objlen(L, -1) : 0;
         if (n == 0) {

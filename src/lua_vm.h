@@ -28,11 +28,12 @@ typedef struct gh_config_s gh_config_t;
 lua_State *gh_lua_state_new(const gh_lua_conf_t *conf, const char *routes_dir, char *err,
                             size_t errlen);
 
-/* Runs a route file in L, with the JIT off for its code unless conf->jit.
+/* Runs a route file's source (src, read from file) in L, with the JIT off
+ * for its code unless conf->jit.
  * Returns 0 with its return value on the stack, or -1 with the message
  * (file:line) in err and the stack as it was. */
-int gh_lua_run_route_file(lua_State *L, const gh_lua_conf_t *conf, const char *file, char *err,
-                          size_t errlen);
+int gh_lua_run_route_file(lua_State *L, const gh_lua_conf_t *conf, const char *file,
+                          const char *src, char *err, size_t errlen);
 
 /* Appends the role path at the top of L's stack: "a.b.c" (split on dots)
  * or a list of segments, each taken whole ({ "resource_access",

@@ -74,18 +74,41 @@ static void on_retire(gh_snapshot_t *s)
     if (open) uv_async_send(&RL.retired);
 }
 
+/* Stops the running key sources no other snapshot holds. True when one
+ * was: s can be freed only once the loop has closed their handles. */
+static bool stop_last_sources(gh_snapshot_t *s)
+{
+    bool stopped = false;
+    for (size_t i = 0; i < s->cfg->nissuers; i++)
+        if (gh_keysource_last_ref(s->cfg->issuers[i].src))
+            stopped = gh_keysource_stop(s->cfg->issuers[i].src) || stopped;
+    return stopped;
+}
+
+/* Frees retired snapshots, one at a time: freeing one may leave another
+ * the last holder of a source they shared, which is stopped then and
+ * freed on the next loop iteration. */
 static void free_retired(uv_timer_t *t)
 {
     (void)t;
-    while (RL.freeing) {
-        gh_snapshot_t *s = RL.freeing;
-        RL.freeing = s->next;
-        gh_snapshot_free(s);
+    gh_snapshot_t *s = RL.freeing, *later = NULL;
+    RL.freeing = NULL;
+    while (s) {
+        gh_snapshot_t *next = s->next;
+        if (RL.open && stop_last_sources(s)) {
+            s->next = later;
+            later = s;
+        } else {
+            gh_snapshot_free(s);
+        }
+        s = next;
     }
+    RL.freeing = later;
+    if (later) uv_timer_start(&RL.free_timer, free_retired, 0, 0);
 }
 
-/* Stops the key sources only these snapshots used; they are freed on the
- * next loop iteration, once the sources' handles have closed. */
+/* Stops the key sources only the retired snapshots used; they are freed
+ * on the next loop iteration, once the sources' handles have closed. */
 static void reap(void)
 {
     uv_mutex_lock(&RL.lock);
@@ -94,9 +117,7 @@ static void reap(void)
     uv_mutex_unlock(&RL.lock);
     while (s) {
         gh_snapshot_t *next = s->next;
-        for (size_t i = 0; i < s->cfg->nissuers; i++)
-            if (gh_keysource_last_ref(s->cfg->issuers[i].src))
-                gh_keysource_stop(s->cfg->issuers[i].src);
+        stop_last_sources(s);
         s->next = RL.freeing;
         RL.freeing = s;
         s = next;

@@ -69,7 +69,11 @@ void gh_snapshot_hash(const gh_config_t *cfg, char out[17])
     if (!md) return;
     if (EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
         hash_file(md, cfg->path);
-        for (size_t i = 0; i < cfg->nroute_files; i++) hash_file(md, cfg->route_files[i]);
+        for (size_t i = 0; i < cfg->nroute_files; i++) { /* the bytes the VMs run */
+            const char *src = cfg->route_srcs ? cfg->route_srcs[i] : NULL;
+            EVP_DigestUpdate(md, cfg->route_files[i], strlen(cfg->route_files[i]) + 1);
+            if (src) EVP_DigestUpdate(md, src, strlen(src));
+        }
         EVP_DigestFinal_ex(md, d, &dlen);
     }
     EVP_MD_CTX_free(md);
