@@ -247,7 +247,8 @@ static void reloaded(void *arg, bool ok, const char *json)
 {
     conn_t *c = arg;
     c->reload = NULL;
-    respond(c, ok ? 200 : strstr(json, "shutting down") ? 503 : 422, "application/json", json);
+    bool unavailable = strstr(json, "shutting down") || strstr(json, "not serving yet");
+    respond(c, ok ? 200 : unavailable ? 503 : 422, "application/json", json);
 }
 
 static void handle_reload(conn_t *c)

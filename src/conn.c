@@ -468,3 +468,28 @@ void gh_conn_accept(gh_worker_t *w, uv_stream_t *listener)
     timer_set(c, GH_TIMER_HEADER, w->cfg->limits.header_timeout);
     gh_conn_process(c);
 }
+
+static int by_deadline(const void *a, const void *b)
+{
+    const gh_conn_t *x = *(gh_conn_t *const *)a, *y = *(gh_conn_t *const *)b;
+    return x->deadline < y->deadline ? -1 : x->deadline > y->deadline;
+}
+
+void gh_conn_deadlines_resort(gh_worker_t *w)
+{
+    for (int k = 0; k < GH_TIMER_KINDS; k++) {
+        size_t n = 0;
+        for (gh_link_t *l = w->deadlines[k].next; l != &w->deadlines[k]; l = l->next) n++;
+        gh_conn_t **v = n ? malloc(n * sizeof(*v)) : NULL;
+        if (!v) continue; /* none, or no memory: some deadlines fire a tick late */
+        n = 0;
+        while (!gh_list_empty(&w->deadlines[k])) {
+            gh_link_t *l = w->deadlines[k].next;
+            gh_list_remove(l);
+            v[n++] = gh_container_of(l, gh_conn_t, tlink);
+        }
+        qsort(v, n, sizeof(*v), by_deadline);
+        for (size_t i = 0; i < n; i++) gh_list_push_tail(&w->deadlines[k], &v[i]->tlink);
+        free(v);
+    }
+}

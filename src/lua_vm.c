@@ -332,11 +332,18 @@ fail:
     return NULL;
 }
 
+void gh_lua_vm_detach(gh_lua_vm_t *vm)
+{
+    if (!vm || vm->detached) return;
+    vm->detached = true;
+    if (vm->budget_ns) unwatch(vm);
+    if (tls_vm == vm) tls_vm = NULL;
+}
+
 void gh_lua_vm_free(gh_lua_vm_t *vm)
 {
     if (!vm) return;
-    if (vm->budget_ns) unwatch(vm);
-    if (tls_vm == vm) tls_vm = NULL;
+    gh_lua_vm_detach(vm);
     lua_close(vm->L);
     free(vm->policy);
     free(vm->on_response);

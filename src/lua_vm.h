@@ -54,6 +54,7 @@ typedef struct gh_lua_vm_s {
     _Atomic uint64_t deadline; /* uv_hrtime() when the running Lua must stop; 0: not running */
     _Atomic int hooked;        /* the budget hook is set */
     unsigned long thread;      /* pthread_t of the worker running it */
+    bool detached;             /* off the watchdog's list and its thread's */
     struct gh_lua_vm_s *next;  /* in the watchdog's list */
 } gh_lua_vm_t;
 
@@ -61,7 +62,11 @@ typedef struct gh_lua_vm_s {
  * route's functions. Returns NULL with a message in err. */
 gh_lua_vm_t *gh_lua_vm_new(const gh_config_t *cfg, char *err, size_t errlen);
 
-/* Frees the VM; the caller's thread must be the one that used it. */
+/* Called on the thread that used the VM, so another thread may then free
+ * it: no budget signal can reach it any more. */
+void gh_lua_vm_detach(gh_lua_vm_t *vm);
+
+/* Frees the VM: on the thread that used it, or any thread once detached. */
 void gh_lua_vm_free(gh_lua_vm_t *vm);
 
 /* Brackets a stretch of Lua run time on the calling (worker) thread: when

@@ -15,7 +15,6 @@
 #include "keysource.h"
 #include "limiter.h"
 #include "log.h"
-#include "log.h"
 #include "lua_test.h"
 #include "metrics.h"
 #include "notify.h"

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -133,6 +135,8 @@ static void on_retired(uv_async_t *a)
 
 /* ---- building a snapshot (pool thread) ---- */
 
+static void build_snapshot(job_t *j);
+
 static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
     if (a->ss_family != b->ss_family) return false;
@@ -158,7 +162,8 @@ static bool same_redis(const gh_redis_conf_t *a, const gh_redis_conf_t *b)
 static const char *needs_restart(const gh_config_t *a, const gh_config_t *b)
 {
     if (a->workers != b->workers) return "workers";
-    if (!a->admin != !b->admin || (a->admin && !same_addr(&a->admin->addr, &b->admin->addr)))
+    if (!a->admin != !b->admin || (a->admin && !same_addr(&a->admin->addr, &b->admin->addr)) ||
+        !same_str(a->admin_token, b->admin_token))
         return "admin";
     if (!same_redis(a->redis, b->redis)) return "redis";
     if (memcmp(&a->revocation, &b->revocation, sizeof(a->revocation))) return "revocation";
@@ -204,6 +209,17 @@ static int bind_new(job_t *j, const gh_config_t *cfg, const gh_config_t *old)
 static void build(uv_work_t *work)
 {
     job_t *j = work->data;
+    /* the workers come first: a reload under load takes longer rather than
+     * taking CPU from requests (a pool thread: restored below) */
+    pid_t tid = (pid_t)syscall(SYS_gettid);
+    int nice = getpriority(PRIO_PROCESS, (id_t)tid);
+    setpriority(PRIO_PROCESS, (id_t)tid, 10);
+    build_snapshot(j);
+    setpriority(PRIO_PROCESS, (id_t)tid, nice);
+}
+
+static void build_snapshot(job_t *j)
+{
     const gh_config_t *old = j->cur->cfg;
     gh_config_t *cfg = gh_config_load(j->path, j->err, sizeof(j->err));
     if (!cfg) return;

@@ -59,7 +59,7 @@ gh_gen_t *gh_gen_new(gh_snapshot_t *snap, char *err, size_t errlen)
     }
     if ((lua && !(g->lua = gh_lua_vm_new(cfg, err, errlen))) ||
         !(g->tokens = gh_token_cache_new(cfg->token_cache))) {
-        if (g->lua && !g->tokens) snprintf(err, errlen, "out of memory");
+        if (!lua || g->lua) snprintf(err, errlen, "out of memory");
         gh_gen_discard(g);
         return NULL;
     }
@@ -82,9 +82,31 @@ gh_gen_t *gh_gen_acquire(gh_worker_t *w)
     return w->gen;
 }
 
+/* On a pool thread: closing a VM takes a millisecond or two, which a
+ * worker would otherwise take from the requests it is serving. */
+static void close_vm(uv_work_t *work)
+{
+    gh_gen_t *g = work->data;
+    gh_lua_vm_free(g->lua);
+    g->lua = NULL;
+}
+
+static void vm_closed(uv_work_t *work, int status)
+{
+    (void)status;
+    gh_gen_discard(work->data);
+}
+
 void gh_gen_release(gh_gen_t *g)
 {
-    if (g && --g->refs == 0) gh_gen_discard(g);
+    if (!g || --g->refs > 0) return;
+    gh_worker_t *w = g->w;
+    if (g->lua && w && !__atomic_load_n(&w->exited, __ATOMIC_ACQUIRE)) {
+        gh_lua_vm_detach(g->lua);
+        g->close.data = g;
+        if (uv_queue_work(&w->loop, &g->close, close_vm, vm_closed) == 0) return;
+    }
+    gh_gen_discard(g);
 }
 
 int gh_worker_bind(gh_worker_t *w, gh_snapshot_t *snap, char *err, size_t errlen)
@@ -100,7 +122,9 @@ int gh_worker_bind(gh_worker_t *w, gh_snapshot_t *snap, char *err, size_t errlen
         w->listen_fds[i] = gh_worker_listen_socket(&cfg->listen[i], err, errlen);
         if (w->listen_fds[i] < 0) return -1;
     }
-    return (w->gen = gh_gen_new(snap, err, errlen)) ? 0 : -1;
+    if (!(w->gen = gh_gen_new(snap, err, errlen))) return -1;
+    w->gen->w = w;
+    return 0;
 }
 
 static void on_connection(uv_stream_t *listener, int status)
@@ -207,9 +231,12 @@ static void swap_in(gh_worker_t *w)
     uv_mutex_unlock(&w->wakeup_lock);
     if (!sw.gen) return;
     const gh_config_t *cfg = sw.gen->cfg;
+    uint64_t generation = sw.gen->snap->generation;
     if (!(sw.gen->upstreams = gh_upstream_pools_new(w, cfg))) {
         gh_log(GH_LOG_ERROR, "worker %d: out of memory swapping in config %llu; keeping the old",
-               w->id, (unsigned long long)sw.gen->snap->generation);
+               w->id, (unsigned long long)generation);
+        for (size_t i = 0; sw.fds && i < cfg->nlisten; i++)
+            if (sw.fds[i] >= 0) close(sw.fds[i]);
         gh_gen_discard(sw.gen);
     } else {
         gh_link_t *l = w->listeners.next;
@@ -232,12 +259,15 @@ static void swap_in(gh_worker_t *w)
             }
         }
         gh_gen_t *old = w->gen;
+        sw.gen->w = w;
         w->gen = sw.gen;
         w->cfg = cfg;
+        if (memcmp(&old->cfg->limits, &cfg->limits, sizeof(cfg->limits)))
+            gh_conn_deadlines_resort(w); /* a timeout changed: keep each list in order */
         gh_gen_release(old);
     }
     free(sw.fds);
-    __atomic_store_n(&w->swapped, sw.gen->snap->generation, __ATOMIC_RELEASE);
+    __atomic_store_n(&w->swapped, generation, __ATOMIC_RELEASE);
     if (w->swap_notify) uv_async_send(w->swap_notify);
 }
 

@@ -27,7 +27,9 @@ typedef struct gh_gen_s {
     struct gh_lua_vm_s *lua;       /* NULL when no route has Lua code */
     gh_upstream_pool_t *upstreams; /* one per cfg->upstreams entry */
     struct gh_token_cache_s *tokens;
-    unsigned refs; /* requests holding it, plus one while current */
+    unsigned refs;   /* requests holding it, plus one while current */
+    gh_worker_t *w;  /* set once swapped in: its last release frees it there */
+    uv_work_t close; /* closes the VM on a pool thread, off the request path */
 } gh_gen_t;
 
 /* A listening socket of the worker's (one per listen address). */
