@@ -1109,3 +1109,11 @@ void gh_config_free(gh_config_t *cfg)
     free(cfg->path);
     free(cfg);
 }
+
+bool gh_config_same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family) return false;
+    size_t len =
+        a->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    return memcmp(a, b, len) == 0;
+}

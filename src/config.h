@@ -84,6 +84,9 @@ gh_config_t *gh_config_load(const char *path, char *err, size_t errlen);
 
 void gh_config_free(gh_config_t *cfg);
 
+/* True when two socket addresses (IPv4 or IPv6) are the same. */
+bool gh_config_same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
+
 /* Parses "host:port" or "[v6]:port" into addr (resolving names once, at load
  * time). Returns 0, or -1 with a reason in err. */
 int gh_config_parse_addr(const char *text, bool passive, struct sockaddr_storage *addr, char *err,

@@ -109,14 +109,21 @@ static void free_retired(uv_timer_t *t)
     if (later) uv_timer_start(&RL.free_timer, free_retired, 0, 0);
 }
 
-/* Stops the key sources only the retired snapshots used; they are freed
- * on the next loop iteration, once the sources' handles have closed. */
-static void reap(void)
+/* The snapshots retired since the last call. */
+static gh_snapshot_t *take_retiring(void)
 {
     uv_mutex_lock(&RL.lock);
     gh_snapshot_t *s = RL.retiring;
     RL.retiring = NULL;
     uv_mutex_unlock(&RL.lock);
+    return s;
+}
+
+/* Stops the key sources only the retired snapshots used; they are freed
+ * on the next loop iteration, once the sources' handles have closed. */
+static void reap(void)
+{
+    gh_snapshot_t *s = take_retiring();
     while (s) {
         gh_snapshot_t *next = s->next;
         stop_last_sources(s);
@@ -137,14 +144,6 @@ static void on_retired(uv_async_t *a)
 
 static void build_snapshot(job_t *j);
 
-static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-    if (a->ss_family != b->ss_family) return false;
-    size_t len =
-        a->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-    return memcmp(a, b, len) == 0;
-}
-
 static bool same_str(const char *a, const char *b)
 {
     return a == b || (a && b && strcmp(a, b) == 0);
@@ -162,7 +161,8 @@ static bool same_redis(const gh_redis_conf_t *a, const gh_redis_conf_t *b)
 static const char *needs_restart(const gh_config_t *a, const gh_config_t *b)
 {
     if (a->workers != b->workers) return "workers";
-    if (!a->admin != !b->admin || (a->admin && !same_addr(&a->admin->addr, &b->admin->addr)) ||
+    if (!a->admin != !b->admin ||
+        (a->admin && !gh_config_same_addr(&a->admin->addr, &b->admin->addr)) ||
         !same_str(a->admin_token, b->admin_token))
         return "admin";
     if (!same_redis(a->redis, b->redis)) return "redis";
@@ -197,7 +197,7 @@ static int bind_new(job_t *j, const gh_config_t *cfg, const gh_config_t *old)
         for (size_t i = 0; i < cfg->nlisten; i++) {
             bool open = false;
             for (size_t k = 0; k < old->nlisten && !open; k++)
-                open = same_addr(&cfg->listen[i].addr, &old->listen[k].addr);
+                open = gh_config_same_addr(&cfg->listen[i].addr, &old->listen[k].addr);
             if (open) continue;
             j->fds[w][i] = gh_worker_listen_socket(&cfg->listen[i], j->err, sizeof(j->err));
             if (j->fds[w][i] < 0) return -1;
@@ -569,10 +569,7 @@ void gh_reload_free(void)
     }
     gh_snapshot_release(RL.cur);
     RL.cur = NULL;
-    uv_mutex_lock(&RL.lock);
-    gh_snapshot_t *s = RL.retiring;
-    RL.retiring = NULL;
-    uv_mutex_unlock(&RL.lock);
+    gh_snapshot_t *s = take_retiring();
     while (s) {
         gh_snapshot_t *next = s->next;
         gh_snapshot_free(s);

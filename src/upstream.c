@@ -8,21 +8,13 @@
 #include "metrics.h"
 #include "worker.h"
 
-static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-    if (a->ss_family != b->ss_family) return false;
-    size_t len =
-        a->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-    return memcmp(a, b, len) == 0;
-}
-
 /* The worker's pool for target t of upstream name, found or made. */
 static gh_target_pool_t *target_pool(gh_worker_t *w, const char *name, const gh_target_conf_t *t)
 {
     for (gh_link_t *l = w->targets.next; l != &w->targets; l = l->next) {
         gh_target_pool_t *tp = gh_container_of(l, gh_target_pool_t, link);
         if (strcmp(tp->upstream, name) == 0 && strcmp(tp->own.text, t->text) == 0 &&
-            same_addr(&tp->own.addr, &t->addr)) {
+            gh_config_same_addr(&tp->own.addr, &t->addr)) {
             tp->refs++;
             return tp;
         }

@@ -212,14 +212,6 @@ static void begin_drain(gh_worker_t *w, int now)
     maybe_exit(w);
 }
 
-static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-    if (a->ss_family != b->ss_family) return false;
-    size_t len =
-        a->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-    return memcmp(a, b, len) == 0;
-}
-
 /* Swaps in the generation the main thread handed over: listen addresses
  * the new config drops stop accepting, new ones start; requests from now
  * on take the new generation; the old one goes with its last request. */
@@ -245,7 +237,7 @@ static void swap_in(gh_worker_t *w)
             l = l->next;
             bool kept = false;
             for (size_t i = 0; i < cfg->nlisten && !kept; i++)
-                kept = same_addr(&ls->addr, &cfg->listen[i].addr);
+                kept = gh_config_same_addr(&ls->addr, &cfg->listen[i].addr);
             if (!kept) close_listener(ls);
         }
         for (size_t i = 0; sw.fds && i < cfg->nlisten; i++) {
