@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <lauxlib.h>
+#include <luajit.h>
 #include <llhttp.h>
 #include <lua.h>
 #include <lualib.h>
@@ -947,6 +948,7 @@ static int load_routes(gh_cfg_ctx_t *c, gh_config_t *cfg, const char *dir_rel)
         return gh_cfg_fail(c, keys, "routes directory '%s': %s", dir, strerror(errno));
     }
     /* Route files run in the sandbox the workers' VMs use. */
+    gh_lua_load_limit(cfg->lua.load_budget);
     gh_cfg_ctx_t rc_ctx = *c;
     rc_ctx.L = gh_lua_state_new(&cfg->lua, dir, c->err, c->errlen);
     cfg->routes_dir = strdup(dir);
@@ -974,13 +976,14 @@ static int load_routes(gh_cfg_ctx_t *c, gh_config_t *cfg, const char *dir_rel)
     return cfg->router ? 0 : -1;
 }
 
-/* lua = { budget = 0.05, jit = false, unsafe = false } */
+/* lua = { budget = 0.05, load_budget = 10, jit = false, unsafe = false } */
 static int parse_lua(gh_cfg_ctx_t *c, int idx, gh_config_t *cfg)
 {
-    static const char *const allowed[] = {"budget", "jit", "unsafe", NULL};
+    static const char *const allowed[] = {"budget", "load_budget", "jit", "unsafe", NULL};
     const char *keys[] = {"lua", NULL};
     lua_State *L = c->L;
     cfg->lua.budget = 0.05;
+    cfg->lua.load_budget = GH_LUA_LOAD_BUDGET;
     lua_getfield(L, idx, "lua");
     int t = lua_gettop(L), rc = 0;
     if (!lua_isnil(L, t) && !lua_istable(L, t))
@@ -988,6 +991,7 @@ static int parse_lua(gh_cfg_ctx_t *c, int idx, gh_config_t *cfg)
     else if (lua_istable(L, t))
         rc = gh_cfg_keys(c, t, allowed, keys) ||
              gh_cfg_number(c, t, "budget", 0, 60, &cfg->lua.budget, "lua") ||
+             gh_cfg_number(c, t, "load_budget", 0.1, 3600, &cfg->lua.load_budget, "lua") ||
              gh_cfg_bool(c, t, "jit", &cfg->lua.jit, (const char *const[]){"lua", "jit", NULL}) ||
              gh_cfg_bool(c, t, "unsafe", &cfg->lua.unsafe,
                          (const char *const[]){"lua", "unsafe", NULL});
@@ -1054,6 +1058,18 @@ static int parse_top(gh_cfg_ctx_t *c, gh_config_t *cfg)
     return rc ? -1 : 0;
 }
 
+/* Runs gatehouse.lua's source with the JIT off, so lua.load_budget (its
+ * default: the file has not said yet) can stop it. Returns 0 with its
+ * value on the stack, or non-zero with the message. */
+static int load_config_chunk(lua_State *L, const char *src, const char *path)
+{
+    gh_lua_load_limit(GH_LUA_LOAD_BUDGET);
+    int rc = luaL_loadbuffer(L, src, strlen(src), lua_pushfstring(L, "@%s", path));
+    if (rc) return rc;
+    luaJIT_setmode(L, -1, LUAJIT_MODE_ALLFUNC | LUAJIT_MODE_OFF);
+    return lua_pcall(L, 0, 1, 0);
+}
+
 gh_config_t *gh_config_load(const char *path, char *err, size_t errlen)
 {
     gh_config_t *cfg = calloc(1, sizeof(*cfg));
@@ -1066,14 +1082,14 @@ gh_config_t *gh_config_load(const char *path, char *err, size_t errlen)
         /* err says why */
     } else if (!c.src) {
         snprintf(err, errlen, "%s:0: cannot read: %s", path, strerror(errno));
-    } else if (luaL_loadbuffer(c.L, c.src, strlen(c.src), lua_pushfstring(c.L, "@%s", path)) ||
-               lua_pcall(c.L, 0, 1, 0)) {
+    } else if (load_config_chunk(c.L, c.src, path)) {
         snprintf(err, errlen, "%s", lua_tostring(c.L, -1));
     } else {
         lua_replace(c.L, 1);
         lua_settop(c.L, 1);
         rc = parse_top(&c, cfg);
     }
+    gh_lua_load_limit(0);
     if (c.L) lua_close(c.L);
     free(c.src);
     if (rc) {

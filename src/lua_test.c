@@ -1,11 +1,19 @@
 #include "lua_test.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <llhttp.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <uv.h>
 
 #include <lauxlib.h>
 
@@ -323,7 +331,9 @@ static int run_file(const char *file, int *passed)
     return failed;
 }
 
-int gh_lua_test_run(const char *dir, int *passed, int *failed, int *broken)
+/* Runs every *_test.lua under dir: counts what passed, failed and could
+ * not run (failures go to stderr). Returns the number of test files. */
+static int run_all(const char *dir, int *passed, int *failed, int *broken)
 {
     files_t f = {0};
     collect(dir, &f, 0);
@@ -344,10 +354,105 @@ int gh_lua_test_run(const char *dir, int *passed, int *failed, int *broken)
 int gh_lua_test_main(const char *dir)
 {
     int passed, failed, broken;
-    if (gh_lua_test_run(dir, &passed, &failed, &broken) == 0) {
+    if (run_all(dir, &passed, &failed, &broken) == 0) {
         fprintf(stderr, "gatehouse test: no *_test.lua files under %s\n", dir);
         return 2;
     }
     printf("%d passed, %d failed, %d file(s) could not run\n", passed, failed, broken);
     return failed || broken ? 1 : 0;
+}
+
+extern char **environ;
+
+/* Starts `gatehouse test dir` with its stdout on a pipe whose read end
+ * goes to *out. Returns the pid, or -1 with errno-style rc in *rc. */
+static pid_t spawn_tests(const char *dir, int *out, int *rc)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC)) return *rc = errno, -1;
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
+    posix_spawnattr_init(&at);
+    sigset_t none, dflt;
+    sigemptyset(&none);
+    sigemptyset(&dflt);
+    sigaddset(&dflt, SIGPIPE); /* the gateway ignores it; the tests need not */
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigdefault(&at, &dflt);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    char *argv[] = {"gatehouse", "test", (char *)dir, NULL};
+    pid_t pid;
+    *rc = posix_spawn(&pid, "/proc/self/exe", &fa, &at, argv, environ);
+    posix_spawnattr_destroy(&at);
+    posix_spawn_file_actions_destroy(&fa);
+    close(fds[1]);
+    if (*rc) {
+        close(fds[0]);
+        return -1;
+    }
+    *out = fds[0];
+    return pid;
+}
+
+/* Reads fd to its end or the deadline (uv_hrtime), keeping the last line
+ * in last. Returns 0 at the end, -1 past the deadline. */
+static int read_last_line(int fd, uint64_t deadline, char *last, size_t cap)
+{
+    char buf[4096];
+    size_t len = 0;
+    for (;;) {
+        uint64_t now = uv_hrtime();
+        if (now >= deadline) return -1;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int n = poll(&p, 1, (int)((deadline - now) / 1000000 + 1));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) continue;
+        ssize_t got = read(fd, buf, sizeof(buf));
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) return 0;
+        for (ssize_t i = 0; i < got; i++) {
+            if (buf[i] == '\n') {
+                if (len) last[len] = '\0';
+                len = 0;
+            } else if (len + 1 < cap) {
+                last[len++] = buf[i];
+            }
+        }
+    }
+}
+
+int gh_lua_test_spawn(const char *dir, double seconds, int *passed, int *failed, int *broken,
+                      char *err, size_t errlen)
+{
+    int fd = -1, rc = 0;
+    *passed = *failed = *broken = 0;
+    pid_t pid = spawn_tests(dir, &fd, &rc);
+    if (pid < 0)
+        return snprintf(err, errlen, "cannot run the policy tests: %s", strerror(rc)), -1;
+    char last[256] = "";
+    uint64_t deadline = uv_hrtime() + (uint64_t)(seconds * 1e9);
+    bool late = read_last_line(fd, deadline, last, sizeof(last)) != 0;
+    close(fd);
+    int st = 0;
+    while (!late && waitpid(pid, &st, WNOHANG) == 0) {
+        if (uv_hrtime() >= deadline) late = true;
+        else poll(NULL, 0, 5); /* stdout closed: the child is exiting */
+    }
+    if (late) {
+        kill(pid, SIGKILL);
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+        return snprintf(err, errlen,
+                        "the policy tests were still running after %g s (lua.load_budget)",
+                        seconds),
+               -1;
+    }
+    if (!WIFEXITED(st) || WEXITSTATUS(st) > 2)
+        return snprintf(err, errlen, "the policy tests did not finish (%s %d)",
+                        WIFSIGNALED(st) ? "signal" : "exit status",
+                        WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st)),
+               -1;
+    sscanf(last, "%d passed, %d failed, %d", passed, failed, broken);
+    return WEXITSTATUS(st);
 }

@@ -14,8 +14,13 @@ void gh_lua_test_register(lua_State *L);
  * when all passed, 1 when one failed, 2 when dir holds no test. */
 int gh_lua_test_main(const char *dir);
 
-/* The same without the summary: counts what passed, failed and could not
- * run (failures are printed to stderr). Returns the number of test files. */
-int gh_lua_test_run(const char *dir, int *passed, int *failed, int *broken);
+/* Runs `gatehouse test dir` in a child process (this binary), so the
+ * tests a reload runs can neither change this process's state (the
+ * revocation list, local rate-limit counters) nor hang it: past `seconds`
+ * the child is killed. Failures go to stderr as with gatehouse test.
+ * Returns the child's exit status (0 all passed, 1 one failed, 2 no test)
+ * with the counts, or -1 with the reason in err. */
+int gh_lua_test_spawn(const char *dir, double seconds, int *passed, int *failed, int *broken,
+                      char *err, size_t errlen);
 
 #endif

@@ -62,6 +62,28 @@ static const char *lua_dir(void)
     return lua_dir_chosen;
 }
 
+static _Thread_local uint64_t load_deadline; /* uv_hrtime(); 0: no limit */
+static _Thread_local double load_seconds;
+
+void gh_lua_load_limit(double seconds)
+{
+    load_seconds = seconds;
+    load_deadline = seconds > 0 ? uv_hrtime() + (uint64_t)(seconds * 1e9) : 0;
+}
+
+/* Raises the load-limit error past the deadline, and at every next
+ * instruction after, so no pcall in the loading code can swallow it. */
+static void load_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    if (!load_deadline || uv_hrtime() < load_deadline) return;
+    lua_sethook(L, load_hook, LUA_MASKCOUNT, 1);
+    luaL_where(L, 0);
+    lua_pushfstring(L, "still running after %f s of loading (lua.load_budget)", load_seconds);
+    lua_concat(L, 2);
+    lua_error(L);
+}
+
 lua_State *gh_lua_state_new(const gh_lua_conf_t *conf, const char *routes_dir, char *err,
                             size_t errlen)
 {
@@ -70,6 +92,9 @@ lua_State *gh_lua_state_new(const gh_lua_conf_t *conf, const char *routes_dir, c
         snprintf(err, errlen, "cannot create a Lua state: out of memory");
         return NULL;
     }
+    /* the hook sees only interpreted code: route code loads with the JIT
+     * off (gh_lua_run_route_file), and so does the config file */
+    lua_sethook(L, load_hook, LUA_MASKCOUNT, 1000);
     luaL_openlibs(L);
     const char *dir = lua_dir();
     lua_getglobal(L, "package");
@@ -313,8 +338,11 @@ gh_lua_vm_t *gh_lua_vm_new(const gh_config_t *cfg, char *err, size_t errlen)
     vm->runtime = LUA_NOREF;
     if (!vm->policy || !vm->on_response) goto fail;
     for (size_t i = 0; i < vm->nroutes; i++) vm->policy[i] = vm->on_response[i] = LUA_NOREF;
+    gh_lua_load_limit(cfg->lua.load_budget);
     vm->L = gh_lua_state_new(&cfg->lua, cfg->routes_dir, err, errlen);
-    if (!vm->L || load_routes(vm, cfg, err, errlen)) goto fail;
+    int rc = !vm->L || load_routes(vm, cfg, err, errlen);
+    gh_lua_load_limit(0);
+    if (rc) goto fail;
     lua_getglobal(vm->L, "require");
     lua_pushstring(vm->L, "gatehouse.runtime");
     if (lua_pcall(vm->L, 1, 1, 0) != 0) {
@@ -322,6 +350,7 @@ gh_lua_vm_t *gh_lua_vm_new(const gh_config_t *cfg, char *err, size_t errlen)
         goto fail;
     }
     vm->runtime = luaL_ref(vm->L, LUA_REGISTRYINDEX);
+    lua_sethook(vm->L, NULL, 0, 0); /* loaded: requests run under lua.budget instead */
     if (vm->budget_ns) watch(vm);
     return vm;
 fail:

@@ -13,13 +13,23 @@
 
 #include "claims.h"
 
+#define GH_LUA_LOAD_BUDGET 10.0 /* lua.load_budget's default, seconds */
+
 typedef struct {
-    double budget; /* seconds of Lua run time per request; 0: unlimited */
+    double budget;      /* seconds of Lua run time per request; 0: unlimited */
+    double load_budget; /* seconds a config load may run Lua: each state, and a reload's tests */
     bool jit;      /* compile route code too (its loops then cannot be interrupted) */
     bool unsafe;   /* io, os, debug, ffi and native modules for route code */
 } gh_lua_conf_t;
 
 typedef struct gh_config_s gh_config_t;
+
+/* Limits the Lua that the calling thread runs in states made by
+ * gh_lua_state_new (the config file, route files, a worker's VM as it
+ * loads them) to `seconds` from now; 0 lifts the limit. Past it, the
+ * running code raises "file:line: ... (lua.load_budget)": so a route file
+ * that never returns refuses its config instead of hanging the load. */
+void gh_lua_load_limit(double seconds);
 
 /* A Lua state with the gatehouse library loaded and, unless conf->unsafe,
  * everything else a route file could escape with removed. routes_dir (or

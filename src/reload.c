@@ -218,6 +218,24 @@ static void build(uv_work_t *work)
     setpriority(PRIO_PROCESS, (id_t)tid, nice);
 }
 
+/* reload_runs_tests: the routes' *_test.lua, in a child process. Returns
+ * 0 when none failed, -1 with the reason in j->err. */
+static int run_tests(job_t *j, const gh_config_t *cfg)
+{
+    int passed, failed, broken;
+    char why[512];
+    int rc = gh_lua_test_spawn(cfg->routes_dir, cfg->lua.load_budget, &passed, &failed, &broken,
+                               why, sizeof(why));
+    if (rc < 0)
+        snprintf(j->err, sizeof(j->err), "%s: %s; nothing was reloaded", cfg->routes_dir, why);
+    else if (rc == 1)
+        snprintf(j->err, sizeof(j->err),
+                 "%s: the policy tests failed (%d passed, %d failed, %d file(s) could not run; "
+                 "the log has each failure with file:line); nothing was reloaded",
+                 cfg->routes_dir, passed, failed, broken);
+    return rc < 0 || rc == 1 ? -1 : 0;
+}
+
 static void build_snapshot(job_t *j)
 {
     const gh_config_t *old = j->cur->cfg;
@@ -235,15 +253,7 @@ static void build_snapshot(job_t *j)
         snprintf(j->err, sizeof(j->err), "out of memory");
         return;
     }
-    int passed, failed, broken;
-    if (cfg->reload_runs_tests && cfg->routes_dir &&
-        gh_lua_test_run(cfg->routes_dir, &passed, &failed, &broken) > 0 && (failed || broken)) {
-        snprintf(j->err, sizeof(j->err),
-                 "%s: the policy tests failed (%d passed, %d failed, %d file(s) could not run; "
-                 "the log has each failure with file:line); nothing was reloaded",
-                 cfg->routes_dir, passed, failed, broken);
-        return;
-    }
+    if (cfg->reload_runs_tests && cfg->routes_dir && run_tests(j, cfg)) return;
     for (int w = 0; w < j->n; w++)
         if (!(j->gens[w] = gh_gen_new(j->snap, j->err, sizeof(j->err)))) return;
     bind_new(j, cfg, old);

@@ -98,6 +98,13 @@ def test_check_route_file_syntax_error(tmp_path):
     check_fails(tmp_path, valid_config(), "30-syntax.lua", 5, [], routes=routes)
 
 
+def test_check_config_file_that_never_returns(tmp_path):
+    # gatehouse.lua runs under lua.load_budget's default (10 s): it has not
+    # said otherwise yet; the JIT is off for it, so a hot loop is stopped too
+    text = "local n = 0\nwhile true do n = n + 1 end\n" + valid_config()
+    check_fails(tmp_path, text, "gatehouse.lua", 2, ["lua.load_budget"])
+
+
 def test_check_unknown_route_key(tmp_path):
     routes = {"40-key.lua": 'local gh = require "gatehouse"\nreturn gh.route {\n'
                             '  match = { path = "/x/**" },\n  upstream = "up",\n  stirp = "/x",\n}\n'}

@@ -637,6 +637,76 @@ def test_reload_runs_tests_refuses_when_a_test_fails(env):
     assert e.label() == "three"
 
 
+def _limited_routes(label):
+    """The main route lets one request an hour through a local limit."""
+    return ('local gh = require "gatehouse"\n'
+            'return gh.route {\n'
+            '  name = "main", match = { path = "/**" }, upstream = "up",\n'
+            '  policy = function(req, claims)\n'
+            '    local ok, info = gh.limit("once", { rate = 1, per = 3600, burst = 1, scope = "local" })\n'
+            '    if not ok then return gh.too_many(info) end\n'
+            f'    req.headers["X-Config"] = "{label}"\n'
+            '  end,\n'
+            f'  on_response = function(res, claims) res.headers["X-Config-Resp"] = "{label}" end,\n'
+            '}\n')
+
+
+def test_reload_runs_tests_without_touching_live_state(env):
+    """The tests a reload runs spend rate-limit tokens and could revoke;
+    none of it may reach the serving gateway: they run in a child."""
+    e = env(label="one", workers=1, reload_runs_tests=True)
+    e.write(os.path.join("routes", "x_test.lua"),
+            'local t = require "gatehouse.test"\n'
+            f'local main = t.load("{ROUTE_FILE}", "main")\n'
+            't.case("the second request in an hour is refused", function()\n'
+            '  t.eq(t.run(main, t.request { path = "/a" }, nil).action, "proxy")\n'
+            '  t.eq(t.run(main, t.request { path = "/b" }, nil).status, 429)\n'
+            'end)\n')
+    e.write(os.path.join("routes", ROUTE_FILE), _limited_routes("two"))
+    doc = e.reload_ok()
+    assert doc["generation"] == 2, doc
+    r = e.get("/live")  # the live bucket "once" is untouched by the test's two requests
+    assert labels_of(r)[0] == "two", r
+    r = e.get("/live-again")
+    assert r.status == 429, r
+
+
+def test_reload_refuses_tests_that_never_finish_and_reloads_after(env):
+    e = env(label="one", workers=2, reload_runs_tests=True, lua={"load_budget": 1})
+    e.write(os.path.join("routes", "x_test.lua"),
+            'local t = require "gatehouse.test"\n'
+            't.case("spins", function() while true do end end)\n')
+    e.write(os.path.join("routes", ROUTE_FILE), labelled_routes("two"))
+    t0 = time.monotonic()
+    doc = e.reload_refused()
+    assert time.monotonic() - t0 < 8.0
+    assert "lua.load_budget" in doc["error"], doc
+    assert doc.get("generation") == 1, doc
+    assert e.label() == "one"
+    os.remove(e.path(os.path.join("routes", "x_test.lua")))
+    doc = e.reload_ok()  # the stuck tests left nothing running that holds reloads back
+    assert doc["generation"] == 2, doc
+    assert e.label() == "two"
+
+
+def test_reload_refuses_a_route_file_that_never_returns(env):
+    e = env(label="one", workers=2, lua={"load_budget": 0.5})
+    e.write(os.path.join("routes", "60-spin.lua"),
+            'local gh = require "gatehouse"\nlocal n = 0\nwhile true do n = n + 1 end\n')
+    t0 = time.monotonic()
+    doc = e.reload_refused()
+    assert time.monotonic() - t0 < 5.0
+    msg = error_at(doc["error"], "60-spin.lua", [3])
+    assert "lua.load_budget" in msg, doc
+    assert doc.get("generation") == 1, doc
+    for _ in range(4):
+        assert e.label() == "one"
+    os.remove(e.path(os.path.join("routes", "60-spin.lua")))
+    e.write(os.path.join("routes", ROUTE_FILE), labelled_routes("two"))
+    assert e.reload_ok()["generation"] == 2
+    assert e.label() == "two"
+
+
 # ---------------------------------------------------------------------------
 # 9. Many reloads: memory stays put
 
