@@ -27,14 +27,20 @@ static int refuse(gh_conn_t *c, int status, const char *detail)
     return -1;
 }
 
-/* Moves c to the tail of the worker's list for kind (or off every list). */
+/* Moves c into the worker's list for kind (or off every list), kept in
+ * deadline order. A timeout is the same for a whole list, so c goes last
+ * at once, except after a reload shortened that timeout: then it passes
+ * the connections that started under the longer one. */
 static void timer_set(gh_conn_t *c, gh_conn_timer_t kind, double seconds)
 {
     gh_list_remove(&c->tlink);
     c->timer_kind = kind;
     if (kind == GH_TIMER_OFF) return;
     c->deadline = uv_now(&c->w->loop) + (uint64_t)(seconds * 1000 + 0.5);
-    gh_list_push_tail(&c->w->deadlines[kind], &c->tlink);
+    gh_link_t *head = &c->w->deadlines[kind], *at = head->prev;
+    while (at != head && gh_container_of(at, gh_conn_t, tlink)->deadline > c->deadline)
+        at = at->prev;
+    gh_list_push(at, &c->tlink);
 }
 
 static int on_message_begin(llhttp_t *p)
@@ -467,29 +473,4 @@ void gh_conn_accept(gh_worker_t *w, uv_stream_t *listener)
     peer_info(c);
     timer_set(c, GH_TIMER_HEADER, w->cfg->limits.header_timeout);
     gh_conn_process(c);
-}
-
-static int by_deadline(const void *a, const void *b)
-{
-    const gh_conn_t *x = *(gh_conn_t *const *)a, *y = *(gh_conn_t *const *)b;
-    return x->deadline < y->deadline ? -1 : x->deadline > y->deadline;
-}
-
-void gh_conn_deadlines_resort(gh_worker_t *w)
-{
-    for (int k = 0; k < GH_TIMER_KINDS; k++) {
-        size_t n = 0;
-        for (gh_link_t *l = w->deadlines[k].next; l != &w->deadlines[k]; l = l->next) n++;
-        gh_conn_t **v = n ? malloc(n * sizeof(*v)) : NULL;
-        if (!v) continue; /* none, or no memory: some deadlines fire a tick late */
-        n = 0;
-        while (!gh_list_empty(&w->deadlines[k])) {
-            gh_link_t *l = w->deadlines[k].next;
-            gh_list_remove(l);
-            v[n++] = gh_container_of(l, gh_conn_t, tlink);
-        }
-        qsort(v, n, sizeof(*v), by_deadline);
-        for (size_t i = 0; i < n; i++) gh_list_push_tail(&w->deadlines[k], &v[i]->tlink);
-        free(v);
-    }
 }

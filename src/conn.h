@@ -71,10 +71,6 @@ void gh_conn_request_done(gh_conn_t *c, bool close);
 /* Closes the connection: flushing queued writes first when graceful. */
 void gh_conn_close(gh_conn_t *c, bool graceful);
 
-/* Puts each of the worker's deadline lists back in deadline order (after
- * a reload changed a timeout: the lists assume one duration per kind). */
-void gh_conn_deadlines_resort(gh_worker_t *w);
-
 /* Fires every expired deadline of the worker's connections. */
 void gh_conn_expire(gh_worker_t *w, uint64_t now);
 

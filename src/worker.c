@@ -254,8 +254,6 @@ static void swap_in(gh_worker_t *w)
         sw.gen->w = w;
         w->gen = sw.gen;
         w->cfg = cfg;
-        if (memcmp(&old->cfg->limits, &cfg->limits, sizeof(cfg->limits)))
-            gh_conn_deadlines_resort(w); /* a timeout changed: keep each list in order */
         gh_gen_release(old);
     }
     free(sw.fds);

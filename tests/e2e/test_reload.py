@@ -134,7 +134,9 @@ class Env:
         return ups
 
     def config_text(self, upstreams=None, **over):
-        return make_config(self.gw.port, upstreams or self.upstreams(), None, **{**self.base, **over})
+        keys = {**self.base, **over}
+        limits = keys.pop("limits", None)
+        return make_config(self.gw.port, upstreams or self.upstreams(), limits, **keys)
 
     def write_config(self, upstreams=None, **over):
         self.write("gatehouse.lua", self.config_text(upstreams, **over))
@@ -774,6 +776,29 @@ def test_idle_connection_takes_new_config_and_in_flight_request_keeps_old(env, u
         upstream.release("inflight")
         idle.close()
         busy.close()
+
+
+def test_a_shortened_timeout_applies_to_connections_opened_after_the_reload(env):
+    e = env(label="one", workers=1, limits={"header_timeout": 30})
+    old = RawConn("127.0.0.1", e.gw.port, TIMEOUT)
+    new = None
+    try:
+        old.send(b"GET /probe HTTP/1.1\r\nHost: gw.test\r\n")  # a head still coming
+        e.write_config(limits={"header_timeout": 0.5})
+        e.reload_ok()
+        new = RawConn("127.0.0.1", e.gw.port, TIMEOUT)
+        t0 = time.monotonic()
+        new.send(b"GET /probe HTTP/1.1\r\nHost: gw.test\r\n")
+        r = new.read_response(timeout=10)
+        took = time.monotonic() - t0
+        assert r.status == 408, r
+        assert took < 3.0, f"header_timeout 0.5 took {took:.1f}s behind a connection on the old 30s"
+        old.send(b"\r\n")  # it keeps the timeout its head started under
+        assert labels_of(old.read_response())[0] == "one"
+    finally:
+        old.close()
+        if new is not None:
+            new.close()
 
 
 # ---------------------------------------------------------------------------
