@@ -429,20 +429,22 @@ int gh_lua_test_spawn(const char *dir, double seconds, int *passed, int *failed,
     int fd = -1, rc = 0;
     *passed = *failed = *broken = 0;
     pid_t pid = spawn_tests(dir, &fd, &rc);
-    if (pid < 0)
-        return snprintf(err, errlen, "cannot run the policy tests: %s", strerror(rc)), -1;
+    if (pid < 0) return snprintf(err, errlen, "cannot run the policy tests: %s", strerror(rc)), -1;
     char last[256] = "";
     uint64_t deadline = uv_hrtime() + (uint64_t)(seconds * 1e9);
     bool late = read_last_line(fd, deadline, last, sizeof(last)) != 0;
     close(fd);
     int st = 0;
     while (!late && waitpid(pid, &st, WNOHANG) == 0) {
-        if (uv_hrtime() >= deadline) late = true;
-        else poll(NULL, 0, 5); /* stdout closed: the child is exiting */
+        if (uv_hrtime() >= deadline)
+            late = true;
+        else
+            poll(NULL, 0, 5); /* stdout closed: the child is exiting */
     }
     if (late) {
         kill(pid, SIGKILL);
-        while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+        }
         return snprintf(err, errlen,
                         "the policy tests were still running after %g s (lua.load_budget)",
                         seconds),

@@ -18,8 +18,8 @@
 typedef struct {
     double budget;      /* seconds of Lua run time per request; 0: unlimited */
     double load_budget; /* seconds a config load may run Lua: each state, and a reload's tests */
-    bool jit;      /* compile route code too (its loops then cannot be interrupted) */
-    bool unsafe;   /* io, os, debug, ffi and native modules for route code */
+    bool jit;           /* compile route code too (its loops then cannot be interrupted) */
+    bool unsafe;        /* io, os, debug, ffi and native modules for route code */
 } gh_lua_conf_t;
 
 typedef struct gh_config_s gh_config_t;
