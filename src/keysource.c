@@ -7,6 +7,7 @@
 
 #include "http_client.h"
 #include "jwt.h"
+#include "list.h"
 #include "log.h"
 
 #define MAX_DOCUMENT  (1024 * 1024)
@@ -58,7 +59,11 @@ struct gh_keysource_s {
     unsigned backoff_s;
     gh_keys_notify_fn notify;
     void *notify_arg;
+    gh_link_t running; /* in running_sources while started */
 };
+
+/* Every started source, whichever snapshots hold it (main thread). */
+static gh_link_t running_sources = {&running_sources, &running_sources};
 
 static uint64_t next_gen = 1; /* atomic: every key set in the process is distinct */
 
@@ -113,6 +118,7 @@ static gh_keysource_t *source_new(const char *name, bool remote)
     s->name = strdup(name ? name : "");
     s->remote = remote;
     uv_mutex_init(&s->mu);
+    gh_list_init(&s->running);
     return s;
 }
 
@@ -514,6 +520,7 @@ int gh_keysource_start(gh_keysource_t *s, uv_loop_t *loop, gh_keys_notify_fn not
     s->async_open = true;
     uv_mutex_unlock(&s->mu);
     s->started = true;
+    gh_list_push_tail(&running_sources, &s->running);
     start_fetch(s);
     return 0;
 }
@@ -522,6 +529,7 @@ bool gh_keysource_stop(gh_keysource_t *s)
 {
     if (!s->started) return false;
     s->started = false;
+    gh_list_remove(&s->running);
     gh_http_cancel(s->http);
     s->http = NULL;
     uv_mutex_lock(&s->mu);
@@ -531,6 +539,12 @@ bool gh_keysource_stop(gh_keysource_t *s)
     uv_close((uv_handle_t *)&s->async, NULL);
     uv_close((uv_handle_t *)&s->timer, NULL);
     return true;
+}
+
+void gh_keysource_stop_all(void)
+{
+    while (!gh_list_empty(&running_sources))
+        gh_keysource_stop(gh_container_of(running_sources.next, gh_keysource_t, running));
 }
 
 bool gh_keysource_ready(gh_keysource_t *s, char *why, size_t whylen)

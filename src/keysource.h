@@ -102,6 +102,11 @@ int gh_keysource_start(gh_keysource_t *s, uv_loop_t *loop, gh_keys_notify_fn not
  * callbacks. */
 bool gh_keysource_stop(gh_keysource_t *s);
 
+/* Stops every started source, at shutdown: whichever snapshot still
+ * holds one (a retired one a worker has not let go of yet), its handles
+ * would keep the main loop from ending. */
+void gh_keysource_stop_all(void);
+
 /* True once a source has a key set; the last fetch error otherwise. */
 bool gh_keysource_ready(gh_keysource_t *s, char *why, size_t whylen);
 

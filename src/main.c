@@ -291,10 +291,7 @@ static void begin(server_t *s)
         int rc = gh_reload_init(uv_default_loop(), s->path, s->snap, s->workers, s->n, on_keys, s);
         s->serving = rc == 0;
         gh_notify("READY=1");
-        if (rc) {
-            gh_snapshot_release(s->snap);
-            gh_log(GH_LOG_ERROR, "reloads disabled: %s", uv_strerror(rc));
-        }
+        if (rc) gh_log(GH_LOG_ERROR, "reloads disabled: %s", uv_strerror(rc));
         for (size_t i = 0; i < s->cfg->nlisten; i++)
             gh_log(GH_LOG_INFO, "gatehouse %s: listening on %s (%d workers)", GH_VERSION,
                    s->cfg->listen[i].text, s->cfg->workers);

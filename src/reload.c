@@ -435,10 +435,10 @@ gh_reload_waiter_t *gh_reload_request(const char *why, gh_reload_done_fn done, v
     if (RL.job) { /* one more once this one ends: it may have read the files already */
         RL.again = true;
         RL.again_why = why;
-    } else {
-        begin(why);
+        return w;
     }
-    return w;
+    begin(why);
+    return RL.job ? w : NULL; /* no job: it failed at once, and w was answered and freed */
 }
 
 void gh_reload_forget(gh_reload_waiter_t *w)
@@ -527,11 +527,17 @@ int gh_reload_init(uv_loop_t *loop, const char *path, gh_snapshot_t *cur, gh_wor
     RL.keys_notify = keys_notify;
     RL.keys_arg = keys_arg;
     RL.stats.last_ok = cur->loaded_at;
+    int rc = uv_async_init(loop, &RL.swapped, on_swapped);
+    if (!rc && (rc = uv_async_init(loop, &RL.retired, on_retired)))
+        uv_close((uv_handle_t *)&RL.swapped, NULL);
+    if (rc) { /* the caller keeps cur */
+        free(RL.path);
+        RL.path = NULL;
+        RL.cur = NULL;
+        return rc;
+    }
     uv_mutex_init(&RL.lock);
     RL.locked = true;
-    int rc = uv_async_init(loop, &RL.swapped, on_swapped);
-    if (!rc) rc = uv_async_init(loop, &RL.retired, on_retired);
-    if (rc) return rc;
     uv_timer_init(loop, &RL.free_timer);
     uv_timer_init(loop, &RL.debounce);
     uv_fs_event_init(loop, &RL.watch_cfg);
@@ -549,10 +555,7 @@ void gh_reload_stop(void)
     RL.stopped = true;
     watch_stop();
     reap();
-    for (size_t i = 0; i < RL.cur->cfg->nissuers; i++)
-        gh_keysource_stop(RL.cur->cfg->issuers[i].src);
-    for (size_t i = 0; RL.job && RL.job->snap && i < RL.job->snap->cfg->nissuers; i++)
-        gh_keysource_stop(RL.job->snap->cfg->issuers[i].src); /* started for a swap under way */
+    gh_keysource_stop_all(); /* the live snapshot's, a swap's under way, and any a worker holds */
     uv_mutex_lock(&RL.lock);
     RL.open = false;
     uv_mutex_unlock(&RL.lock);

@@ -21,6 +21,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import ssl
 import subprocess
 import threading
@@ -1257,3 +1258,48 @@ def test_https_certificate_for_another_name(idps, gateway, upstream, keys, pki):
     wait_issuer_log(gw)
     unavailable(gw, upstream, send(gw, PATH, mint(keys.k1, "k1")))
     assert idp.count(CERTS) == 0, "the JWKS was fetched from a server whose certificate names another host"
+
+
+# ---------------------------------------------------------------------------
+# Shutdown stops every key source, whichever configuration holds it
+
+
+def test_sigterm_exits_while_an_exited_worker_holds_a_replaced_key_source(idps, gateway, upstream, keys):
+    """SIGTERM comes while a reload that replaces the issuer's source
+    (another jwks_url) is building: the idle worker exits at once, still
+    holding the old configuration; the busy one drains and swaps. The old
+    source, which only that exited worker's configuration holds now, must
+    not keep the process from exiting."""
+    idp = idps()
+    idp.set_keys(jwk_rsa(keys.k1, kid="k1"))
+    idp.start()
+    routes = [{"name": "hold", "match": {"path": "/hold"}, "upstream": "up"},
+              {"name": NAME, "match": {"path": f"/{NAME}/**"}, "upstream": "up", "auth": NAME}]
+    ups = {"up": {"targets": [upstream.addr]}}
+    common = {"workers": 2, "reload_runs_tests": True}
+    gw = gateway(upstreams=ups, routes=routes, limits={"drain_timeout": 15},
+                 issuers={NAME: issuer_conf(idp)}, start=False, **common)
+    launch(gw)
+    wait_keys(gw, upstream, mint(keys.k1, "k1"))
+    held = RawConn("127.0.0.1", gw.port, 20.0)
+    try:
+        held.request("GET", "/hold?key=old-source")
+        wait_until(lambda: any(r.target == "/hold?key=old-source" for r in upstream.started), 5.0,
+                   "the held request at the upstream")
+        with open(gw.config_path, "w") as f:
+            f.write(make_config(gw.port, ups, {"drain_timeout": 15},
+                                issuers={NAME: issuer_conf(idp, path="/other-certs")}, **common))
+        with open(os.path.join(gw.dir, "routes", "slow_test.lua"), "w") as f:  # holds the build
+            f.write('local t = require "gatehouse.test"\n'
+                    't.case("slow", function() local t0 = os.clock() while os.clock() - t0 < 1.5 do end end)\n')
+        gw.signal(signal.SIGHUP)
+        wait_until(lambda: "loading" in gw.stderr(), 5.0, "the reload begun")
+        gw.signal(signal.SIGTERM)
+        wait_until(lambda: "config 2" in gw.stderr(), 10.0, lambda: f"config 2 live:\n{gw.stderr()[-2000:]}")
+        upstream.release("old-source")
+        r = held.read_response()
+        assert r.status == 200, r
+    finally:
+        upstream.release("old-source")
+        held.close()
+    assert gw.wait_exit(8.0) == 0, gw.stderr()[-2000:]
