@@ -276,23 +276,29 @@ static void *watchdog(void *arg)
     }
 }
 
+/* With wd_lock held: starts the watchdog thread. */
+static void start_watchdog(void)
+{
+    struct sigaction sa = {0};
+    sa.sa_handler = on_budget_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGURG, &sa, NULL);
+    wd_stop = 0;
+    wd_running = pthread_create(&wd_thread, NULL, watchdog, NULL) == 0;
+}
+
 static void watch(gh_lua_vm_t *vm)
 {
     pthread_mutex_lock(&wd_lock);
     vm->next = wd_vms;
     wd_vms = vm;
-    if (!wd_running) {
-        struct sigaction sa = {0};
-        sa.sa_handler = on_budget_signal;
-        sa.sa_flags = SA_RESTART;
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGURG, &sa, NULL);
-        wd_stop = 0;
-        wd_running = pthread_create(&wd_thread, NULL, watchdog, NULL) == 0;
-    }
+    if (!wd_running) start_watchdog(); /* while it is stopping, unwatch restarts it */
     pthread_mutex_unlock(&wd_lock);
 }
 
+/* The last VM off the list stops the thread (one caller joins it); a VM
+ * watched meanwhile (a reload's build) has it started again. */
 static void unwatch(gh_lua_vm_t *vm)
 {
     pthread_mutex_lock(&wd_lock);
@@ -301,13 +307,15 @@ static void unwatch(gh_lua_vm_t *vm)
             *p = vm->next;
             break;
         }
-    bool last = wd_vms == NULL && wd_running;
+    bool last = wd_vms == NULL && wd_running && !wd_stop;
     if (last) wd_stop = 1;
     pthread_mutex_unlock(&wd_lock);
-    if (last) {
-        pthread_join(wd_thread, NULL);
-        wd_running = 0;
-    }
+    if (!last) return;
+    pthread_join(wd_thread, NULL);
+    pthread_mutex_lock(&wd_lock);
+    wd_running = 0;
+    if (wd_vms) start_watchdog();
+    pthread_mutex_unlock(&wd_lock);
 }
 
 void gh_lua_vm_enter(gh_lua_vm_t *vm, uint64_t left_ns)
