@@ -6,8 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -206,16 +204,14 @@ static int bind_new(job_t *j, const gh_config_t *cfg, const gh_config_t *old)
     return 0;
 }
 
+static void build_niced(void *j)
+{
+    build_snapshot(j);
+}
+
 static void build(uv_work_t *work)
 {
-    job_t *j = work->data;
-    /* the workers come first: a reload under load takes longer rather than
-     * taking CPU from requests (a pool thread: restored below) */
-    pid_t tid = (pid_t)syscall(SYS_gettid);
-    int nice = getpriority(PRIO_PROCESS, (id_t)tid);
-    setpriority(PRIO_PROCESS, (id_t)tid, 10);
-    build_snapshot(j);
-    setpriority(PRIO_PROCESS, (id_t)tid, nice);
+    gh_worker_run_niced(build_niced, work->data); /* the workers' requests come first */
 }
 
 /* reload_runs_tests: the routes' *_test.lua, in a child process. Returns

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -82,13 +84,27 @@ gh_gen_t *gh_gen_acquire(gh_worker_t *w)
     return w->gen;
 }
 
+void gh_worker_run_niced(void (*fn)(void *), void *arg)
+{
+    id_t tid = (id_t)syscall(SYS_gettid);
+    int nice = getpriority(PRIO_PROCESS, tid);
+    setpriority(PRIO_PROCESS, tid, 10);
+    fn(arg);
+    setpriority(PRIO_PROCESS, tid, nice);
+}
+
+static void free_vm(void *arg)
+{
+    gh_gen_t *g = arg;
+    gh_lua_vm_free(g->lua);
+    g->lua = NULL;
+}
+
 /* On a pool thread: closing a VM takes a millisecond or two, which a
  * worker would otherwise take from the requests it is serving. */
 static void close_vm(uv_work_t *work)
 {
-    gh_gen_t *g = work->data;
-    gh_lua_vm_free(g->lua);
-    g->lua = NULL;
+    gh_worker_run_niced(free_vm, work->data);
 }
 
 static void vm_closed(uv_work_t *work, int status)

@@ -89,6 +89,11 @@ struct gh_worker_s {
  * message in err. */
 int gh_worker_bind(gh_worker_t *w, gh_snapshot_t *snap, char *err, size_t errlen);
 
+/* Runs fn(arg) on the calling (pool) thread at nice 10: building or
+ * closing a configuration under load then takes longer rather than taking
+ * CPU from the workers' requests. */
+void gh_worker_run_niced(void (*fn)(void *), void *arg);
+
 /* One SO_REUSEPORT listening socket for l (main thread). Returns the fd,
  * or -1 with the reason in err. */
 int gh_worker_listen_socket(const gh_listen_conf_t *l, char *err, size_t errlen);
