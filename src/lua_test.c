@@ -435,7 +435,8 @@ int gh_lua_test_spawn(const char *dir, double seconds, int *passed, int *failed,
     bool late = read_last_line(fd, deadline, last, sizeof(last)) != 0;
     close(fd);
     int st = 0;
-    while (!late && waitpid(pid, &st, WNOHANG) == 0) {
+    pid_t got = 0;
+    while (!late && (got = waitpid(pid, &st, WNOHANG)) == 0) {
         if (uv_hrtime() >= deadline)
             late = true;
         else
@@ -443,13 +444,14 @@ int gh_lua_test_spawn(const char *dir, double seconds, int *passed, int *failed,
     }
     if (late) {
         kill(pid, SIGKILL);
-        while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-        }
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR) continue;
         return snprintf(err, errlen,
                         "the policy tests were still running after %g s (lua.load_budget)",
                         seconds),
                -1;
     }
+    if (got < 0)
+        return snprintf(err, errlen, "cannot wait for the policy tests: %s", strerror(errno)), -1;
     if (!WIFEXITED(st) || WEXITSTATUS(st) > 2)
         return snprintf(err, errlen, "the policy tests did not finish (%s %d)",
                         WIFSIGNALED(st) ? "signal" : "exit status",
