@@ -337,7 +337,7 @@ static int run_all(const char *dir, int *passed, int *failed, int *broken)
 {
     files_t f = {0};
     collect(dir, &f, 0);
-    qsort(f.v, f.n, sizeof(char *), by_name);
+    if (f.n) qsort(f.v, f.n, sizeof(char *), by_name); /* f.v is NULL when there is none */
     *passed = *failed = *broken = 0;
     for (size_t i = 0; i < f.n; i++) {
         int rc = run_file(f.v[i], passed);
