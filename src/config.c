@@ -1133,3 +1133,11 @@ bool gh_config_same_addr(const struct sockaddr_storage *a, const struct sockaddr
         a->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
     return memcmp(a, b, len) == 0;
 }
+
+bool gh_config_trusts(const gh_config_t *cfg, const struct sockaddr_storage *peer)
+{
+    if (peer->ss_family != AF_INET && peer->ss_family != AF_INET6) return false;
+    for (size_t i = 0; i < cfg->ntrusted; i++)
+        if (gh_cidr_contains(&cfg->trusted[i], (const struct sockaddr *)peer)) return true;
+    return false;
+}

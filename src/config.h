@@ -84,6 +84,9 @@ gh_config_t *gh_config_load(const char *path, char *err, size_t errlen);
 
 void gh_config_free(gh_config_t *cfg);
 
+/* True when peer is in cfg's trusted_proxies. */
+bool gh_config_trusts(const gh_config_t *cfg, const struct sockaddr_storage *peer);
+
 /* True when two socket addresses (IPv4 or IPv6) are the same. */
 bool gh_config_same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
 

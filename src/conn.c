@@ -425,21 +425,21 @@ void gh_conn_drain(gh_conn_t *c)
         c->req->close_after = true;
 }
 
-/* Records the peer's address as text, whether it is a trusted proxy, and
- * the local port (for X-Forwarded-Port). */
+/* Records the peer's address (each request checks it against its own
+ * config's trusted_proxies), as text too, and the local port (for
+ * X-Forwarded-Port). */
 static void peer_info(gh_conn_t *c)
 {
-    struct sockaddr_storage peer, local;
-    int len = sizeof(peer), llen = sizeof(local);
-    const gh_config_t *cfg = c->w->cfg;
+    struct sockaddr_storage local;
+    int len = sizeof(c->peer), llen = sizeof(local);
     strcpy(c->peer_ip, "unknown");
-    if (uv_tcp_getpeername(&c->s.tcp, (struct sockaddr *)&peer, &len) == 0) {
-        if (peer.ss_family == AF_INET6)
-            uv_ip6_name((struct sockaddr_in6 *)&peer, c->peer_ip, sizeof(c->peer_ip));
+    if (uv_tcp_getpeername(&c->s.tcp, (struct sockaddr *)&c->peer, &len) == 0) {
+        if (c->peer.ss_family == AF_INET6)
+            uv_ip6_name((struct sockaddr_in6 *)&c->peer, c->peer_ip, sizeof(c->peer_ip));
         else
-            uv_ip4_name((struct sockaddr_in *)&peer, c->peer_ip, sizeof(c->peer_ip));
-        for (size_t i = 0; i < cfg->ntrusted && !c->trusted; i++)
-            c->trusted = gh_cidr_contains(&cfg->trusted[i], (const struct sockaddr *)&peer);
+            uv_ip4_name((struct sockaddr_in *)&c->peer, c->peer_ip, sizeof(c->peer_ip));
+    } else {
+        c->peer.ss_family = AF_UNSPEC;
     }
     if (uv_tcp_getsockname(&c->s.tcp, (struct sockaddr *)&local, &llen) == 0)
         c->local_port =

@@ -48,10 +48,10 @@ typedef struct gh_conn_s {
     bool closing;
     bool requests_seen;
     bool peer_eof;  /* the client half-closed while its response was pending */
-    bool trusted;   /* the peer is a configured trusted proxy */
     int err_status; /* set by a callback that refuses the request */
     const char *err_detail;
-    char peer_ip[46]; /* INET6_ADDRSTRLEN */
+    struct sockaddr_storage peer; /* AF_UNSPEC when unknown */
+    char peer_ip[46];             /* INET6_ADDRSTRLEN */
     uint16_t local_port;
 } gh_conn_t;
 

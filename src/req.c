@@ -244,7 +244,7 @@ int gh_req_head_complete(gh_req_t *r, const char **detail)
         gh_worker_request_id(r->w, r->id);
     }
     gh_trace_start(r);
-    r->trusted_peer = r->conn->trusted;
+    r->trusted_peer = gh_config_trusts(r->cfg, &r->conn->peer);
     r->client_ip = r->conn->peer_ip;
     return 0;
 }

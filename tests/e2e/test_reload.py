@@ -801,6 +801,27 @@ def test_a_shortened_timeout_applies_to_connections_opened_after_the_reload(env)
             new.close()
 
 
+def test_trust_in_a_forwarding_peer_follows_the_reload(env):
+    """trusted_proxies is read per request from its configuration: a peer
+    a reload no longer trusts loses it on its open keep-alive connection."""
+    e = env(label="one", workers=1, trusted_proxies=["127.0.0.1"])
+    c = RawConn("127.0.0.1", e.gw.port, TIMEOUT)
+
+    def xff():
+        c.request("GET", "/xff", headers=[("X-Forwarded-For", "203.0.113.7")])
+        r = c.read_response()
+        assert r.status == 200, r
+        return [v for k, v in json.loads(r.body)["headers"] if k.lower() == "x-forwarded-for"]
+
+    try:
+        assert xff() == ["203.0.113.7, 127.0.0.1"]
+        e.write_config(trusted_proxies=[])
+        e.reload_ok()
+        assert xff() == ["127.0.0.1"]  # the same connection, its client's header dropped
+    finally:
+        c.close()
+
+
 # ---------------------------------------------------------------------------
 # Every worker runs the code the configuration was loaded from
 
