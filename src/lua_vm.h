@@ -26,7 +26,7 @@ typedef struct gh_config_s gh_config_t;
 
 /* Limits the Lua that the calling thread runs in states made by
  * gh_lua_state_new (the config file, route files, a worker's VM as it
- * loads them) to `seconds` from now; 0 lifts the limit. Past it, the
+ * loads them) to `seconds` more of its CPU time; 0 lifts the limit. Past it, the
  * running code raises "file:line: ... (lua.load_budget)": so a route file
  * that never returns refuses its config instead of hanging the load. */
 void gh_lua_load_limit(double seconds);

@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,8 +90,11 @@ void gh_worker_run_niced(void (*fn)(void *), void *arg)
 {
     id_t tid = (id_t)syscall(SYS_gettid);
     int nice = getpriority(PRIO_PROCESS, tid);
-    setpriority(PRIO_PROCESS, tid, 10);
+    struct sched_param none = {0};
+    setpriority(PRIO_PROCESS, tid, 10); /* what a child it starts keeps */
+    pthread_setschedparam(pthread_self(), SCHED_IDLE, &none);
     fn(arg);
+    pthread_setschedparam(pthread_self(), SCHED_OTHER, &none);
     setpriority(PRIO_PROCESS, tid, nice);
 }
 

@@ -89,9 +89,10 @@ struct gh_worker_s {
  * message in err. */
 int gh_worker_bind(gh_worker_t *w, gh_snapshot_t *snap, char *err, size_t errlen);
 
-/* Runs fn(arg) on the calling (pool) thread at nice 10: building or
- * closing a configuration under load then takes longer rather than taking
- * CPU from the workers' requests. */
+/* Runs fn(arg) on the calling (pool) thread as SCHED_IDLE (a process it
+ * starts: nice 10): building or closing a configuration under load then
+ * takes longer rather than taking CPU from the workers' requests, and a
+ * worker that wakes takes the CPU from it at once. */
 void gh_worker_run_niced(void (*fn)(void *), void *arg);
 
 /* One SO_REUSEPORT listening socket for l (main thread). Returns the fd,
