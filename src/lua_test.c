@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <llhttp.h>
 #include <poll.h>
-#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -382,11 +381,7 @@ static pid_t spawn_tests(const char *dir, int *out, int *rc)
     sigaddset(&dflt, SIGPIPE); /* the gateway ignores it; the tests need not */
     posix_spawnattr_setsigmask(&at, &none);
     posix_spawnattr_setsigdefault(&at, &dflt);
-    struct sched_param sp = {0}; /* the caller may be SCHED_IDLE: the tests run at its nice */
-    posix_spawnattr_setschedpolicy(&at, SCHED_OTHER);
-    posix_spawnattr_setschedparam(&at, &sp);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-                                      POSIX_SPAWN_SETSCHEDULER);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     char *argv[] = {"gatehouse", "test", (char *)dir, NULL};
     pid_t pid;
     *rc = posix_spawn(&pid, "/proc/self/exe", &fa, &at, argv, environ);

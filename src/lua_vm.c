@@ -65,8 +65,8 @@ static const char *lua_dir(void)
 static _Thread_local uint64_t load_deadline; /* thread_cpu_ns(); 0: no limit */
 static _Thread_local double load_seconds;
 
-/* The calling thread's CPU time: loading runs at idle priority, so under
- * load its wall-clock time says little about the code it runs. */
+/* The calling thread's CPU time: a reload loads at nice 10, so under load
+ * its wall-clock time says little about the code it runs. */
 static uint64_t thread_cpu_ns(void)
 {
     struct timespec ts;

@@ -4,8 +4,6 @@
 
 #include <errno.h>
 #include <netinet/in.h>
-#include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,12 +88,10 @@ void gh_worker_run_niced(void (*fn)(void *), void *arg)
 {
     id_t tid = (id_t)syscall(SYS_gettid);
     int nice = getpriority(PRIO_PROCESS, tid);
-    struct sched_param none = {0};
-    setpriority(PRIO_PROCESS, tid, 10); /* what a child it starts keeps */
-    pthread_setschedparam(pthread_self(), SCHED_IDLE, &none);
+    setpriority(PRIO_PROCESS, tid, 10);
     fn(arg);
-    pthread_setschedparam(pthread_self(), SCHED_OTHER, &none);
-    setpriority(PRIO_PROCESS, tid, nice);
+    setpriority(PRIO_PROCESS, tid,
+                nice); /* refused without CAP_SYS_NICE: pool work is all background */
 }
 
 static void free_vm(void *arg)

@@ -89,10 +89,11 @@ struct gh_worker_s {
  * message in err. */
 int gh_worker_bind(gh_worker_t *w, gh_snapshot_t *snap, char *err, size_t errlen);
 
-/* Runs fn(arg) on the calling (pool) thread as SCHED_IDLE (a process it
- * starts: nice 10): building or closing a configuration under load then
- * takes longer rather than taking CPU from the workers' requests, and a
- * worker that wakes takes the CPU from it at once. */
+/* Runs fn(arg) on the calling (pool) thread at nice 10: building or
+ * closing a configuration under load then takes longer rather than taking
+ * CPU from the workers' requests. (Not SCHED_IDLE, which measured better:
+ * without CAP_SYS_NICE a thread cannot leave it, nor start a child that
+ * does.) */
 void gh_worker_run_niced(void (*fn)(void *), void *arg);
 
 /* One SO_REUSEPORT listening socket for l (main thread). Returns the fd,
