@@ -908,10 +908,13 @@ static int load_route_file(gh_cfg_ctx_t *c, const gh_config_t *cfg, route_vec_t 
     fc.file = file;
     fc.src = src;
     int rc = 0;
+    /* JIT off whatever lua.jit says: these functions never serve a request,
+     * and lua.load_budget's hook must see the file's loops */
+    const gh_lua_conf_t load = {.unsafe = cfg->lua.unsafe};
     if (!src) {
         snprintf(c->err, c->errlen, "%s:0: cannot read: %s", file, strerror(errno));
         rc = -1;
-    } else if (gh_lua_run_route_file(L, &cfg->lua, file, src, c->err, c->errlen) != 0) {
+    } else if (gh_lua_run_route_file(L, &load, file, src, c->err, c->errlen) != 0) {
         rc = -1;
     } else if (lua_istable(L, -1) && lua_objlen(L, -1) > 0) {
         size_t n = lua_objlen(L, -1);

@@ -102,8 +102,9 @@ lua_State *gh_lua_state_new(const gh_lua_conf_t *conf, const char *routes_dir, c
         snprintf(err, errlen, "cannot create a Lua state: out of memory");
         return NULL;
     }
-    /* the hook sees only interpreted code: route code loads with the JIT
-     * off (gh_lua_run_route_file), and so does the config file */
+    /* the hook sees only interpreted code: the config file and, in the
+     * loader's state, route files load with the JIT off (with lua.jit a
+     * worker's VM compiles them, running the code the loader ran) */
     lua_sethook(L, load_hook, LUA_MASKCOUNT, 1000);
     luaL_openlibs(L);
     const char *dir = lua_dir();

@@ -691,8 +691,10 @@ def test_reload_refuses_tests_that_never_finish_and_reloads_after(env):
     assert e.label() == "two"
 
 
-def test_reload_refuses_a_route_file_that_never_returns(env):
-    e = env(label="one", workers=2, lua={"load_budget": 0.5})
+@pytest.mark.parametrize("jit", [False, True])
+def test_reload_refuses_a_route_file_that_never_returns(env, jit):
+    # with lua.jit, the loader still runs route files interpreted: its loops stop too
+    e = env(label="one", workers=2, lua={"load_budget": 0.5, "jit": jit})
     e.write(os.path.join("routes", "60-spin.lua"),
             'local gh = require "gatehouse"\nlocal n = 0\nwhile true do n = n + 1 end\n')
     t0 = time.monotonic()
