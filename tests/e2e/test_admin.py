@@ -326,6 +326,35 @@ def test_metrics_connections_open(admin_gw):
                "gatehouse_connections_open back to 0")
 
 
+def test_metrics_count_global_decisions_and_redis_errors(admin_gw, redis_server):
+    """Global limits decided by Redis are counted by decision; once Redis is
+    gone, the workers' failed calls show up as Redis errors by kind and the
+    fail-open decisions as errors."""
+    routes = [{"name": "glim", "match": {"path": "/glim/**"}, "upstream": "up", "strip": "/glim",
+               "rate_limit": {"rate": 1, "per": 60, "burst": 2, "scope": "global"}}]
+    adm = admin_gw(routes=routes, workers=2,
+                   redis={"url": redis_server.url, "timeout_ms": 100, "prefix": f"ghm{secrets.token_hex(3)}:"})
+    gw = adm.gw
+    assert [send(gw, "GET", "/glim/echo").status for _ in range(3)] == [200, 200, 429]
+    m = adm.metrics()
+    lim = series(m, "gatehouse_rate_limit_decisions_total")
+    assert metric(m, "gatehouse_rate_limit_decisions_total", scope="global", decision="allowed") == 2, lim
+    assert metric(m, "gatehouse_rate_limit_decisions_total", scope="global", decision="denied") == 1, lim
+    assert metric(m, "gatehouse_redis_errors_total") == 0, series(m, "gatehouse_redis_errors_total")
+
+    redis_server.kill()
+    # on_error defaults to "allow": every request passes, each decision an error
+    got = [send(gw, "GET", "/glim/echo").status for _ in range(4)]
+    assert got == [200] * 4, got
+    m = adm.metrics()
+    errs = series(m, "gatehouse_redis_errors_total")
+    assert metric(m, "gatehouse_redis_errors_total") >= 1, errs
+    assert all(ls.get("kind") for ls, _ in errs), errs
+    lim = series(m, "gatehouse_rate_limit_decisions_total")
+    assert metric(m, "gatehouse_rate_limit_decisions_total", scope="global", decision="error") == 4, lim
+    assert metric(m, "gatehouse_rate_limit_decisions_total", scope="global", decision="allowed") == 2, lim
+
+
 # ---------------------------------------------------------------------------
 # /routes
 
