@@ -599,6 +599,30 @@ def test_watch_reloads_when_a_route_file_changes(env):
     wait_until(lambda: e.get("/more").body == b"more", 5.0, "the new route file applied by watch", interval=0.05)
 
 
+def test_watch_reloads_when_the_config_file_changes(env):
+    e = env(label="one", workers=2, watch=True)
+    gen = e.generation()
+    # other files beside the config file are not the config: no reload
+    e.write("notes.txt", "not config\n")
+    e.write("other.lua", "return {}\n")
+    time.sleep(1.0)  # past the debounce
+    assert e.generation() == gen
+    # the config file itself: an upstream added is a new generation
+    e.write_config(e.upstreams(extra=True))
+    wait_until(lambda: e.generation() == gen + 1, 5.0,
+               lambda: f"the config edit applied by watch:\n{e.gw.stderr()[-2000:]}", interval=0.05)
+    m = e.metrics()
+    assert metric(m, "gatehouse_config_reloads_total", result="ok") == 1
+    assert e.label() == "one"
+    # a broken config file is refused, the running one kept and counted
+    e.write("gatehouse.lua", BROKEN_SYNTAX)
+    wait_until(lambda: metric(e.metrics(), "gatehouse_config_reloads_total", result="failed") == 1, 5.0,
+               lambda: f"the broken config refused by watch:\n{e.gw.stderr()[-2000:]}", interval=0.05)
+    assert e.generation() == gen + 1
+    assert e.label() == "one"
+    assert "gatehouse.lua:2" in e.gw.stderr(), e.gw.stderr()[-2000:]
+
+
 # ---------------------------------------------------------------------------
 # 8. reload_runs_tests
 
