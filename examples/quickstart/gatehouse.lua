@@ -3,6 +3,8 @@ return {
   listen  = { "127.0.0.1:8080" },
   workers = "auto",
   access_log = "stderr",
+  -- Admin API on loopback: /health, /ready, /metrics, /routes, POST /reload.
+  admin   = "127.0.0.1:9901",
   limits = {
     max_body = 10 * 1024 * 1024,  -- 10 MiB; larger bodies get 413
     header_timeout = 10,

@@ -6,7 +6,9 @@ import os
 import re
 import subprocess
 
-from conftest import GATEHOUSE_BIN, assert_problem
+import requests
+
+from conftest import GATEHOUSE_BIN, assert_problem, free_port, wait_until
 
 ROOT = os.environ.get("GH_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 QUICKSTART = os.path.join(ROOT, "examples", "quickstart", "gatehouse.lua")
@@ -26,18 +28,21 @@ def mint(*args):
     return out.stdout.strip()
 
 
-def quickstart_text(port, upstream_addr):
+def quickstart_text(port, upstream_addr, admin_port=None):
     """The shipped config with its ports moved and routes/ made absolute."""
     with open(QUICKSTART) as f:
         text = f.read()
     text = text.replace('"127.0.0.1:8080"', f'"127.0.0.1:{port}"')
+    assert '"127.0.0.1:9901"' in text, "the quickstart's admin listener moved: update this test"
+    text = text.replace('"127.0.0.1:9901"', f'"127.0.0.1:{admin_port or free_port()}"')
     text = text.replace('"127.0.0.1:9000"', f'"{upstream_addr}"')
     routes = os.path.abspath(os.path.join(ROOT, "routes")) + "/"
     return re.sub(r'routes\s*=\s*"[^"]*"', f'routes = "{routes}"', text)
 
 
 def test_quickstart_serves_its_routes(gateway, upstream, tmp_path):
-    text = quickstart_text("@PORT@", upstream.addr)
+    admin_port = free_port()
+    text = quickstart_text("@PORT@", upstream.addr, admin_port)
     keys = os.path.abspath(os.path.join(ROOT, "examples", "quickstart", "keys"))
     gw = gateway(config_text=text.replace('"keys/', f'"{keys}/'))
     token = mint("--sub", "alice")
@@ -62,6 +67,21 @@ def test_quickstart_serves_its_routes(gateway, upstream, tmp_path):
     assert reqs[1].target == "/public/logo.png"
     assert reqs[1].header("X-Forwarded-Prefix") is None
     assert len(upstream.requests) == 2
+    # the admin listener an operator finds on loopback: ready, and counting
+    admin = f"http://127.0.0.1:{admin_port}"
+
+    def ready():
+        try:
+            return requests.get(f"{admin}/ready", timeout=5).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    wait_until(ready, 10.0,
+               lambda: f"GET /ready 200:\n{gw.stderr()[-2000:]}")
+    metrics = requests.get(f"{admin}/metrics", timeout=5)
+    assert metrics.status_code == 200
+    assert re.search(r'^gatehouse_http_requests_total\{[^}]*route="orders"', metrics.text, re.M), \
+        metrics.text[:3000]
 
 
 def test_quickstart_policy_checks_roles(gateway, upstream):
