@@ -24,9 +24,21 @@
                                         the same for the limit phase (one hot key, LIMIT_KEYS
                                         keys), plus redis-server's CPU and calls per request
                                         (from the per-run samples in META's redis_runs file)
+  helper.py reloadinstr GATEHOUSE DIR PORT ADMIN PATH TOKENFILE N K RESULTS
+                                        the reload phase's instruction count: DIR's config
+                                        (the policy instance's, ports PORT and ADMIN moved)
+                                        under callgrind three times: idle, N requests, and N
+                                        requests with K reloads spread among them; prints
+                                        instructions per request and per reload, and one
+                                        reload a second as a share of gatehouse's work at
+                                        the no-reload rounds' median req/s (from RESULTS)
 """
 import os
+import re
+import shutil
+import signal
 import socket
+import subprocess
 import statistics
 import sys
 import time
@@ -34,17 +46,21 @@ import time
 
 # ---------------------------------------------------------------- ports ---
 
-def freeports(n):
-    socks, ports = [], []
+def _free(n):
+    """n distinct free 127.0.0.1 TCP ports (all bound at once, then released)."""
+    socks = []
     for _ in range(n):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.bind(("127.0.0.1", 0))
         socks.append(s)
-        ports.append(s.getsockname()[1])
+    ports = [s.getsockname()[1] for s in socks]
     for s in socks:
         s.close()
-    print(" ".join(map(str, ports)))
+    return ports
 
+
+def freeports(n):
+    print(" ".join(map(str, _free(n))))
 
 def waitport(port, secs):
     deadline = time.monotonic() + secs
@@ -725,6 +741,114 @@ def limitsummary(results_path, mem_dir, meta_path):
     return 0
 
 
+# ---------------------------------------------------- reload instructions ---
+# Instructions are what callgrind counts: the same for the same binary, inputs
+# and request sequence, whatever else the host does, where req/s and p99 on a
+# shared 2-core machine move 20 % between identical runs.
+
+def _admin(port, method, path):
+    s = socket.create_connection(("127.0.0.1", port), timeout=120)
+    try:
+        s.sendall(b"%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n"
+                  b"Connection: close\r\n\r\n" % (method.encode(), path.encode()))
+        return read_response(s)
+    finally:
+        s.close()
+
+
+def _callgrind_run(gh, cfg, port, admin, path, token, n, k, policy, out, log, conns=8):
+    """gatehouse -c cfg under callgrind: n GETs of path over conns keep-alive
+    connections, k reloads (policy file edited each time) spread evenly among
+    them; SIGTERM; returns the instructions callgrind counted."""
+    with open(log, "w") as logf:
+        proc = subprocess.Popen(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out,
+                                 gh, "-c", cfg], stdout=logf, stderr=subprocess.STDOUT)
+    try:
+        if waitport(port, 120) or waitport(admin, 120):
+            raise RuntimeError("gatehouse under callgrind did not listen (%s)" % log)
+        deadline = time.monotonic() + 120
+        while _admin(admin, "GET", "/ready")[0] != 200:
+            if time.monotonic() > deadline:
+                raise RuntimeError("gatehouse under callgrind not ready (%s)" % log)
+            time.sleep(0.2)
+        req = (b"GET %s HTTP/1.1\r\nHost: bench.local\r\nAuthorization: Bearer %s\r\n\r\n"
+               % (path.encode(), token.encode()))
+        socks = [socket.create_connection(("127.0.0.1", port), timeout=120) for _ in range(conns)]
+        with open(policy) as f:
+            a = f.read()
+        b = a.replace("read-only route", "read-only route, b")
+        at = {(j + 1) * n // (k + 1): j for j in range(k)}
+        try:
+            for i in range(n):
+                if i in at:
+                    with open(policy, "w") as f:
+                        f.write(b if at[i] % 2 == 0 else a)
+                    st, body = _admin(admin, "POST", "/reload")
+                    if st != 200 or b'"reloaded":true' not in body:
+                        raise RuntimeError("reload %d refused: %d %r" % (at[i], st, body))
+                s = socks[i % conns]
+                s.sendall(req)
+                st, body = read_response(s)
+                if st != 200:
+                    raise RuntimeError("request %d: %d %r" % (i, st, body[:200]))
+        finally:
+            for s in socks:
+                s.close()
+            with open(policy, "w") as f:
+                f.write(a)
+        proc.send_signal(signal.SIGTERM)
+        if proc.wait(timeout=120) != 0:
+            raise RuntimeError("gatehouse under callgrind exited %d (%s)" % (proc.returncode, log))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    with open(out) as f:
+        for line in f:
+            if line.startswith("totals:"):
+                return int(line.split()[1])
+    raise RuntimeError("no totals line in " + out)
+
+
+def reloadinstr(gh, src, port, admin, path, token_file, n, k, results):
+    if shutil.which("valgrind") is None:
+        print("reload instructions: skipped (no valgrind)")
+        return 0
+    dst = src.rstrip("/") + "-callgrind"
+    shutil.rmtree(dst, ignore_errors=True)
+    shutil.copytree(src, dst)
+    cfg = os.path.join(dst, "gatehouse.lua")
+    p2, a2 = _free(2)
+    with open(cfg) as f:
+        text = f.read()
+    for old, new in ((port, p2), (admin, a2)):
+        text, hits = re.subn(r'"127\.0\.0\.1:%d"' % old, '"127.0.0.1:%d"' % new, text)
+        if hits != 1:
+            raise RuntimeError("port %d is in %s %d times, not once" % (old, cfg, hits))
+    with open(cfg, "w") as f:
+        f.write(text)
+    with open(token_file) as f:
+        token = f.read().strip()
+    policy = os.path.join(dst, "routes", "policy.lua")
+    runs = {}
+    for name, nn, kk in (("idle", 0, 0), ("requests", n, 0), ("reloads", n, k)):
+        runs[name] = _callgrind_run(gh, cfg, p2, a2, path, token, nn, kk, policy,
+                                    os.path.join(dst, "callgrind.%s.out" % name),
+                                    os.path.join(dst, "callgrind.%s.log" % name))
+    per_req = (runs["requests"] - runs["idle"]) / n
+    per_reload = (runs["reloads"] - runs["requests"]) / k
+    rps = [float(ln.split()[2]) for ln in open(results)
+           if ln.split() and ln.split()[0] == "gatehouse-pol/policy-still"]
+    print("reload instructions (callgrind, gatehouse only; %d requests, %d reloads among them): "
+          "idle start and stop %.1fM, %.0f per request, %.2fM per reload (= %.0f requests)"
+          % (n, k, runs["idle"] / 1e6, per_req, per_reload / 1e6, per_reload / per_req))
+    if rps:
+        r = statistics.median(rps)
+        print("one reload a second at the no-reload median of %.0f req/s: %.2f %% of gatehouse's "
+              "instructions" % (r, 100 * per_reload / (per_req * r)))
+    return 0
+
+
 def main(argv):
     if len(argv) < 2:
         print(__doc__, file=sys.stderr)
@@ -760,6 +884,9 @@ def main(argv):
         return policysummary(args[0], args[1], args[2])
     if cmd == "limitsummary":
         return limitsummary(args[0], args[1], args[2])
+    if cmd == "reloadinstr":
+        return reloadinstr(args[0], args[1], int(args[2]), int(args[3]), args[4], args[5],
+                           int(args[6]), int(args[7]), args[8])
     print(__doc__, file=sys.stderr)
     return 2
 
