@@ -326,6 +326,23 @@ def test_metrics_connections_open(admin_gw):
                "gatehouse_connections_open back to 0")
 
 
+def test_metrics_upstream_connection_busy_while_a_request_is_held(admin_gw, upstream):
+    adm = admin_gw()
+    c = _held(adm.gw, upstream, "busy")
+    try:
+        m = adm.metrics()
+        pool = series(m, "gatehouse_upstream_connections")
+        assert metric(m, "gatehouse_upstream_connections", upstream="up", state="busy") == 1, pool
+    finally:
+        upstream.release("busy")
+    r = c.read_response()
+    c.close()
+    assert r.status == 200, r
+    wait_until(lambda: metric(adm.metrics(), "gatehouse_upstream_connections", upstream="up", state="busy") == 0,
+               5.0, "the upstream connection no longer busy")
+    assert metric(adm.metrics(), "gatehouse_upstream_connections", upstream="up", state="idle") >= 1
+
+
 def test_metrics_count_global_decisions_and_redis_errors(admin_gw, redis_server):
     """Global limits decided by Redis are counted by decision; once Redis is
     gone, the workers' failed calls show up as Redis errors by kind and the
