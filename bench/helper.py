@@ -62,6 +62,7 @@ def _free(n):
 def freeports(n):
     print(" ".join(map(str, _free(n))))
 
+
 def waitport(port, secs):
     deadline = time.monotonic() + secs
     while time.monotonic() < deadline:
@@ -742,9 +743,9 @@ def limitsummary(results_path, mem_dir, meta_path):
 
 
 # ---------------------------------------------------- reload instructions ---
-# Instructions are what callgrind counts: the same for the same binary, inputs
+# Instructions are what callgrind counts: within 1 % for the same binary, inputs
 # and request sequence, whatever else the host does, where req/s and p99 on a
-# shared 2-core machine move 20 % between identical runs.
+# shared 2-core machine move 15-30 % between identical runs.
 
 def _admin(port, method, path):
     s = socket.create_connection(("127.0.0.1", port), timeout=120)
