@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "list.h"
@@ -16,7 +17,7 @@
 
 #define MAX_URL      1024
 #define MAX_BODY     (64 * 1024)
-#define IDLE_MS      10000
+#define IDLE_MS      10000 /* to read a whole request; the answer waits as long as it takes */
 #define MAX_ID_BYTES 1024
 
 struct gh_admin_s {
@@ -442,6 +443,7 @@ static int on_complete(llhttp_t *p)
     conn_t *c = p->data;
     c->done = true;
     uv_read_stop((uv_stream_t *)&c->tcp);
+    uv_timer_stop(&c->idle); /* a reload or a Redis call is bounded by its own limits */
     dispatch(c);
     return HPE_PAUSED;
 }
@@ -477,9 +479,18 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     }
 }
 
+/* IDLE_MS without a byte read. libuv runs timers before reading, so after
+ * the loop itself was held up (a log write to a full pipe, say) this can
+ * fire with the request already waiting in the socket: that is not idle. */
 static void on_idle(uv_timer_t *t)
 {
-    conn_close(t->data);
+    conn_t *c = t->data;
+    uv_os_fd_t fd;
+    char byte;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 &&
+        recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0)
+        return; /* read on this loop iteration; the timer repeats */
+    conn_close(c);
 }
 
 static void on_connection(uv_stream_t *server, int status)
