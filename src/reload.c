@@ -31,6 +31,7 @@ typedef struct {
     int **fds;
     char err[1024];
     char why[16];
+    uint64_t started; /* uv_hrtime() when asked for, for the log */
 } job_t;
 
 static struct {
@@ -295,8 +296,9 @@ static void failed(job_t *j)
     if (RL.job == j) RL.job = NULL;
     RL.stats.failed++;
     snprintf(RL.stats.last_error, sizeof(RL.stats.last_error), "%s", j->err);
-    gh_log(GH_LOG_ERROR, "reload (%s) refused, still serving config %llu: %s", j->why,
-           (unsigned long long)RL.cur->generation, j->err);
+    gh_log(GH_LOG_ERROR, "reload (%s) refused after %.0f ms, still serving config %llu: %s", j->why,
+           (double)(uv_hrtime() - j->started) / 1e6, (unsigned long long)RL.cur->generation,
+           j->err);
     char json[1400];
     size_t n = (size_t)snprintf(json, sizeof(json),
                                 "{\"reloaded\":false,\"generation\":%llu,"
@@ -324,9 +326,11 @@ static void swapped_all(void)
     RL.stats.last_ok = RL.cur->loaded_at;
     gh_log_set_level((gh_log_level)RL.cur->cfg->log_level);
     gh_log(GH_LOG_INFO,
-           "reload (%s): config %llu (%s) is live: %zu routes, %zu upstreams, %zu issuers", j->why,
-           (unsigned long long)RL.cur->generation, RL.cur->hash,
-           gh_router_count(RL.cur->cfg->router), RL.cur->cfg->nupstreams, RL.cur->cfg->nissuers);
+           "reload (%s): config %llu (%s) is live after %.0f ms: %zu routes, %zu upstreams, "
+           "%zu issuers",
+           j->why, (unsigned long long)RL.cur->generation, RL.cur->hash,
+           (double)(uv_hrtime() - j->started) / 1e6, gh_router_count(RL.cur->cfg->router),
+           RL.cur->cfg->nupstreams, RL.cur->cfg->nissuers);
     char json[256];
     snprintf(json, sizeof(json), "{\"reloaded\":true,\"generation\":%llu,\"hash\":\"%s\"}",
              (unsigned long long)RL.cur->generation, RL.cur->hash);
@@ -386,6 +390,7 @@ static void begin(const char *why)
         j->fds = calloc((size_t)RL.n + 1, sizeof(*j->fds));
         j->cur = gh_snapshot_ref(RL.cur);
         snprintf(j->why, sizeof(j->why), "%s", why);
+        j->started = uv_hrtime();
         j->work.data = j;
     }
     RL.running = RL.waiting;

@@ -27,7 +27,7 @@ import time
 import pytest
 
 from conftest import free_port, make_config, wait_until
-from rawhttp import RawConn
+from rawhttp import Closed, RawConn
 
 ROUTE_FILE = "50-main.lua"
 TIMEOUT = 15.0  # one admin call or one proxied request, at most
@@ -148,12 +148,17 @@ class Env:
 
     # -- admin ----------------------------------------------------------------
     def admin(self, method, path, body=b"", headers=()):
+        t0 = time.monotonic()
         with RawConn("127.0.0.1", self.admin_port, TIMEOUT) as c:
             hs = list(headers)
             if method == "POST":
                 hs.append(("Content-Length", str(len(body))))
             c.request(method, path, headers=hs, body=body, host=f"127.0.0.1:{self.admin_port}")
-            return c.read_response(method)
+            try:
+                return c.read_response(method)
+            except (Closed, OSError) as exc:  # with what the gateway logged meanwhile
+                raise AssertionError(f"{method} {path}: {exc!r} after {time.monotonic() - t0:.1f} s; "
+                                     f"gateway alive: {self.gw.alive()}\n{self.gw.stderr()[-3000:]}") from exc
 
     def reload(self):
         """POST /reload: (status, JSON document)."""
@@ -711,6 +716,31 @@ def test_reload_refuses_tests_that_never_finish_and_reloads_after(env):
     assert e.label() == "one"
     os.remove(e.path(os.path.join("routes", "x_test.lua")))
     doc = e.reload_ok()  # the stuck tests left nothing running that holds reloads back
+    assert doc["generation"] == 2, doc
+    assert e.label() == "two"
+
+
+def test_a_reload_slower_than_the_admin_idle_timeout_still_gets_its_answer(env):
+    # the admin listener drops a connection that sends nothing for 10 s; one
+    # that has sent its POST /reload waits for the answer however long the
+    # reload takes (here its policy tests sleep 11 s, within their budget)
+    e = env(label="one", workers=1, reload_runs_tests=True, lua={"load_budget": 30})
+    e.write(os.path.join("routes", "70-slow.lua"),
+            'local gh = require "gatehouse"\n'
+            'return gh.route {\n'
+            '  name = "slow", match = { path = "/slow" }, upstream = "up",\n'
+            '  policy = function(req, claims) gh.sleep(11) end,\n'
+            '}\n')
+    e.write(os.path.join("routes", "slow_test.lua"),
+            'local t = require "gatehouse.test"\n'
+            'local slow = t.load("70-slow.lua", "slow")\n'
+            't.case("the slow route takes its time", function()\n'
+            '  t.eq(t.run(slow, t.request { path = "/slow" }, nil).action, "proxy")\n'
+            'end)\n')
+    e.write(os.path.join("routes", ROUTE_FILE), labelled_routes("two"))
+    t0 = time.monotonic()
+    doc = e.reload_ok()
+    assert time.monotonic() - t0 >= 11.0, "the policy tests did not run"
     assert doc["generation"] == 2, doc
     assert e.label() == "two"
 
