@@ -7,6 +7,7 @@ connections and, on teardown, sends SIGTERM and requires exit code 0.
 127.0.0.1 only, and every wait is bounded.
 """
 
+import fcntl
 import json
 import os
 import random
@@ -14,6 +15,7 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -24,6 +26,7 @@ from recording_upstream import RecordingUpstream
 GATEHOUSE_BIN = os.environ.get("GATEHOUSE_BIN", "/work/main/build/release/gatehouse")
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
+F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ, which Python 3.11 lacks by name
 
 # ---------------------------------------------------------------------------
 # Lua config from Python values
@@ -116,6 +119,52 @@ def wait_until(pred, timeout, what, interval=0.02):
 # The gateway process
 
 
+class StderrPipe:
+    """The gateway's stderr as a small pipe the test drains, or stops
+    draining (hold): once it is full, the gateway thread that writes its log
+    there blocks, which holds up that thread's loop, as a stalled journald
+    or a full disk would."""
+
+    def __init__(self, size=4096):
+        self.rfd, self.wfd = os.pipe()
+        fcntl.fcntl(self.wfd, F_SETPIPE_SZ, size)
+        self._reading = threading.Event()
+        self._reading.set()
+        self._buf = bytearray()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._thread.start()
+
+    def _drain(self):
+        while True:
+            self._reading.wait()
+            data = os.read(self.rfd, 65536)
+            if not data:
+                return
+            with self._lock:
+                self._buf.extend(data)
+
+    def hold(self):
+        """Stops draining (one more read may still happen)."""
+        self._reading.clear()
+
+    def release(self):
+        self._reading.set()
+
+    def text(self):
+        with self._lock:
+            return self._buf.decode("utf-8", "replace")
+
+    def close(self):
+        """After the gateway has exited."""
+        self.release()
+        if self.wfd is not None:
+            os.close(self.wfd)
+            self.wfd = None
+        self._thread.join(5)
+        os.close(self.rfd)
+
+
 class Gateway:
     def __init__(self, workdir, port, config_text, route_files):
         self.dir = workdir
@@ -126,6 +175,7 @@ class Gateway:
         self.proc = None
         self.returncode = None
         self.waited = False
+        self.stderr_pipe = None  # a StderrPipe set before start, or the file
         self._conns = []
         os.makedirs(os.path.join(workdir, "routes"), exist_ok=True)
         with open(self.config_path, "w") as f:
@@ -139,8 +189,14 @@ class Gateway:
         assert os.access(GATEHOUSE_BIN, os.X_OK), f"gateway binary not found: {GATEHOUSE_BIN}"
         self._err = open(self.stderr_path, "wb")
         self._out = open(self.stdout_path, "wb")
+        err = self._err
+        if self.stderr_pipe:
+            err = self.stderr_pipe.wfd
         self.proc = subprocess.Popen([GATEHOUSE_BIN, "-c", self.config_path], cwd=self.dir,
-                                     stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._err)
+                                     stdin=subprocess.DEVNULL, stdout=self._out, stderr=err)
+        if self.stderr_pipe:
+            os.close(self.stderr_pipe.wfd)  # the gateway's is the only write end
+            self.stderr_pipe.wfd = None
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             if self.proc.poll() is not None:
@@ -165,6 +221,8 @@ class Gateway:
     def wait_exit(self, timeout=STOP_TIMEOUT):
         """Exit code, or None (after SIGKILL) if it did not exit within timeout."""
         self.waited = True
+        if self.stderr_pipe:
+            self.stderr_pipe.release()  # its last log lines must not hold it up
         try:
             self.returncode = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -180,6 +238,8 @@ class Gateway:
         return self.wait_exit()
 
     def kill(self):
+        if self.stderr_pipe:
+            self.stderr_pipe.release()
         if self.proc and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait(5)
@@ -193,7 +253,11 @@ class Gateway:
 
     def connect(self, timeout=5.0):
         """A raw client connection, closed before the gateway is stopped."""
-        c = RawConn("127.0.0.1", self.port, timeout)
+        return self.connect_to(self.port, timeout)
+
+    def connect_to(self, port, timeout=5.0):
+        """The same, to another of its ports (the admin listener's)."""
+        c = RawConn("127.0.0.1", port, timeout)
         self._conns.append(c)
         return c
 
@@ -204,6 +268,8 @@ class Gateway:
 
     # -- output -------------------------------------------------------------
     def stderr(self):
+        if self.stderr_pipe:
+            return self.stderr_pipe.text()
         with open(self.stderr_path, "rb") as f:
             return f.read().decode("utf-8", "replace")
 
@@ -301,6 +367,9 @@ def gateway(tmp_path):
             failures.append(f"gateway died during the test (exit {rc}):\n{gw.stderr()[-4000:]}")
         elif rc != 0:
             failures.append(f"gateway exit code after SIGTERM: {rc} (None = had to SIGKILL)\n{gw.stderr()[-4000:]}")
+    for gw in started:
+        if gw.stderr_pipe:
+            gw.stderr_pipe.close()
     assert not failures, "\n".join(failures)
 
 

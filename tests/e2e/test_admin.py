@@ -7,21 +7,18 @@ method and code class, histogram counts, JWT outcomes by reason. Every
 gateway listens on 127.0.0.1; every wait is bounded.
 """
 
-import fcntl
 import json
 import os
 import re
 import secrets
 import signal
 import socket
-import subprocess
-import threading
 import time
 
 import jwt
 import pytest
 
-from conftest import GATEHOUSE_BIN, assert_problem, free_port, wait_until
+from conftest import StderrPipe, assert_problem, free_port, wait_until
 from rawhttp import Closed, RawConn
 
 ISS = "https://sso.example.com/realms/shop"
@@ -434,9 +431,6 @@ def test_routes_match_the_config(admin_gw, upstream):
 # Idle admin connections: 10 s to send a request, counted fairly
 
 
-F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ, which Python 3.11 lacks by name
-
-
 def test_a_request_that_arrived_while_the_main_loop_was_held_up_is_answered(gateway, upstream):
     """An admin connection that sends nothing for 10 s is closed. The main
     loop is held up here longer than that (writing its log to a stderr pipe
@@ -446,74 +440,37 @@ def test_a_request_that_arrived_while_the_main_loop_was_held_up_is_answered(gate
     gw = gateway(upstreams={"up": {"targets": [upstream.addr]}},
                  routes=[{"name": "all", "match": {"path": "/**"}, "upstream": "up"}],
                  admin=f"127.0.0.1:{port}", start=False)
+    gw.stderr_pipe = StderrPipe()
+    gw.start()
     adm = Admin(gw, port)
-    rfd, wfd = os.pipe()
-    fcntl.fcntl(wfd, F_SETPIPE_SZ, 4096)  # full after a few log lines
-    reading, log = threading.Event(), bytearray()
-
-    def drain():  # reads the gateway's stderr while reading is set, until EOF
-        while True:
-            reading.wait()
-            data = os.read(rfd, 65536)
-            if not data:
-                return
-            log.extend(data)
-
-    reading.set()
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    proc = subprocess.Popen([GATEHOUSE_BIN, "-c", gw.config_path], cwd=gw.dir, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=wfd)
-    os.close(wfd)
-    idle = stalled = None
-    try:
-        wait_until(lambda: _ready(adm), 10.0, lambda: f"GET /ready 200:\n{log.decode(errors='replace')}")
-        reading.clear()  # from here on the log fills the pipe (one more read may still happen)
-        idle = RawConn("127.0.0.1", port, TIMEOUT)  # accepted now; its 10 s start
-        time.sleep(0.2)
-        t_idle = time.monotonic()
-        for _ in range(200):  # each reload logs two lines; the pipe fills within a few dozen
-            c = RawConn("127.0.0.1", port, TIMEOUT)
-            c.request("POST", "/reload", headers=[("Content-Length", "0")], host=f"127.0.0.1:{port}")
-            try:
-                r = c.read_response("POST", timeout=2.0)
-            except socket.timeout:
-                stalled = c  # the main loop is stuck writing its log
-                break
-            c.close()
-            assert r.status == 200, r
-        assert stalled is not None, "the main loop never blocked on its log"
-        assert time.monotonic() - t_idle < 8.0, "filling the pipe took too long for the 10 s to mean anything"
-        idle.request("GET", "/health", host=f"127.0.0.1:{port}")  # arrives during the stall
-        time.sleep(max(0.0, t_idle + 11.0 - time.monotonic()))  # past its 10 s
-        reading.set()
-        r = idle.read_response()
-        assert r.status == 200 and r.json() == {"status": "ok"}, r
-        r = stalled.read_response("POST")
-        assert r.status == 200 and r.json().get("reloaded") is True, r
-        # a connection that really sends nothing is still closed after its 10 s
-        quiet = RawConn("127.0.0.1", port, TIMEOUT)
+    wait_until(lambda: _ready(adm), 10.0, lambda: f"GET /ready 200:\n{gw.stderr()}")
+    gw.stderr_pipe.hold()  # from here on the log fills the pipe
+    idle = gw.connect_to(port)  # accepted now: its 10 s start
+    time.sleep(0.2)
+    t_idle = time.monotonic()
+    stalled = None
+    for _ in range(200):  # each reload logs two lines; the pipe fills within a few dozen
+        c = gw.connect_to(port)
+        c.request("POST", "/reload", headers=[("Content-Length", "0")], host=f"127.0.0.1:{port}")
         try:
-            with pytest.raises(Closed):
-                quiet.read_head(timeout=14.0)
-        finally:
-            quiet.close()
-    finally:
-        reading.set()
-        for c in (idle, stalled):
-            if c is not None:
-                c.close()
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            rc = proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-            rc = None
-        reader.join(5)
-        os.close(rfd)
-    assert rc == 0, f"exit {rc}:\n{log.decode(errors='replace')[-3000:]}"
+            r = c.read_response("POST", timeout=2.0)
+        except socket.timeout:
+            stalled = c  # the main loop is stuck writing its log
+            break
+        assert r.status == 200, r
+    assert stalled is not None, "the main loop never blocked on its log"
+    assert time.monotonic() - t_idle < 8.0, "filling the pipe took too long for the 10 s to mean anything"
+    idle.request("GET", "/health", host=f"127.0.0.1:{port}")  # arrives during the stall
+    time.sleep(max(0.0, t_idle + 11.0 - time.monotonic()))  # past its 10 s
+    gw.stderr_pipe.release()
+    r = idle.read_response()
+    assert r.status == 200 and r.json() == {"status": "ok"}, r
+    r = stalled.read_response("POST")
+    assert r.status == 200 and r.json().get("reloaded") is True, r
+    # a connection that really sends nothing is still closed after its 10 s
+    quiet = gw.connect_to(port)
+    with pytest.raises(Closed):
+        quiet.read_head(timeout=14.0)
 
 
 # ---------------------------------------------------------------------------
