@@ -12,7 +12,9 @@
 #include "req.h"
 #include "worker.h"
 
-#define LINGER_SECONDS 5.0
+#define LINGER_SECONDS  5.0
+#define PUT_OFF_SECONDS 0.05 /* a timeout whose bytes have arrived, unread */
+#define LATE_MS         1000 /* a loop this late past a deadline was held up */
 
 static gh_conn_t *of(llhttp_t *p)
 {
@@ -361,6 +363,18 @@ static void timer_fire(gh_conn_t *c, gh_conn_timer_t kind)
     }
 }
 
+/* libuv runs timers before reads: after the loop was held up (a log write
+ * to a full pipe, say), a timeout can come due with the bytes it waits for
+ * already in the socket. It is put off then: always for idle and body (a
+ * byte restarts those anyway), for the head only when the loop ran late,
+ * so a client dribbling its head cannot stretch limits.header_timeout. */
+static bool put_off(gh_conn_t *c, gh_conn_timer_t kind, uint64_t now)
+{
+    if (kind == GH_TIMER_LINGER) return false;
+    if (kind == GH_TIMER_HEADER && now - c->deadline < LATE_MS) return false;
+    return gh_stream_input_waiting(&c->s);
+}
+
 void gh_conn_expire(gh_worker_t *w, uint64_t now)
 {
     for (int k = GH_TIMER_OFF + 1; k < GH_TIMER_KINDS; k++) {
@@ -368,6 +382,10 @@ void gh_conn_expire(gh_worker_t *w, uint64_t now)
         while (!gh_list_empty(head)) {
             gh_conn_t *c = gh_container_of(head->next, gh_conn_t, tlink);
             if (c->deadline > now) break; /* the rest of this list is later */
+            if (put_off(c, (gh_conn_timer_t)k, now)) {
+                timer_set(c, (gh_conn_timer_t)k, PUT_OFF_SECONDS); /* read this iteration */
+                continue;
+            }
             timer_set(c, GH_TIMER_OFF, 0);
             timer_fire(c, (gh_conn_timer_t)k);
         }

@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #define WRITE_BUFS  16
 #define WRITE_SMALL 256
@@ -61,6 +62,14 @@ void gh_stream_read_stop(gh_stream_t *s)
     if (!s->reading) return;
     uv_read_stop((uv_stream_t *)&s->tcp);
     s->reading = 0;
+}
+
+bool gh_stream_input_waiting(gh_stream_t *s)
+{
+    uv_os_fd_t fd;
+    char byte;
+    return s->reading && !s->closing && uv_fileno((uv_handle_t *)&s->tcp, &fd) == 0 &&
+           recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
 }
 
 static void write_cb(uv_write_t *req, int status)

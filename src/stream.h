@@ -4,6 +4,7 @@
 #ifndef GH_STREAM_H
 #define GH_STREAM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <uv.h>
 
@@ -39,6 +40,11 @@ int gh_stream_init(gh_stream_t *s, uv_loop_t *loop, gh_buf_pool_t *pool, void *o
 
 int gh_stream_read_start(gh_stream_t *s);
 void gh_stream_read_stop(gh_stream_t *s);
+
+/* True when s is reading and bytes have arrived that on_read has not been
+ * given yet: libuv runs timers before reads, so a timeout about to fire
+ * after the loop was held up asks this first. */
+bool gh_stream_input_waiting(gh_stream_t *s);
 
 /* Queues pre (copied), then len bytes of data held by ref (referenced until
  * written; ref may be NULL when data is static), then post (copied). pre and

@@ -3,11 +3,12 @@ with a problem+json body, and nothing of it reaches the upstream. After each
 refusal a valid request on a fresh connection shows the gateway was able to
 forward all along, so "nothing reached the upstream" is not vacuous."""
 
+import socket
 import time
 
 import pytest
 
-from conftest import assert_problem
+from conftest import StderrPipe, assert_problem, free_port
 
 LIMITS = {"max_uri": 1024, "max_headers": 20, "max_header_bytes": 4096, "max_body": 1000}
 
@@ -283,6 +284,49 @@ def test_busy_connection_not_closed_by_idle_timeout(proxy, upstream):
     c.request("GET", "/slow?ms=1200")
     r = c.read_response(timeout=5)
     assert r.status == 200 and r.complete
+
+
+
+def test_keepalive_request_that_arrived_while_the_worker_was_held_up_is_served(proxy, upstream):
+    """The worker is held up past a keep-alive connection's idle_timeout
+    (writing its log to a stderr pipe nobody reads, from a callback, as a
+    stalled journald would). The request that arrived on that connection
+    meanwhile is served, not dropped with the connection as idle."""
+    dead = free_port()  # nothing listens: every request there logs a warning
+    gw = proxy(upstreams={"up": {"targets": [upstream.addr]}, "dead": {"targets": [f"127.0.0.1:{dead}"]}},
+               routes=[{"name": "dead", "match": {"path": "/dead/**"}, "upstream": "dead"},
+                       {"name": "all", "match": {"path": "/**"}, "upstream": "up"}],
+               limits={"idle_timeout": 5}, access_log="off", start=False)
+    gw.stderr_pipe = StderrPipe()
+    gw.start()
+    keep = gw.connect()
+    keep.request("GET", "/echo")
+    assert keep.read_response().status == 200  # idle from here: its 5 s start
+    t_idle = time.monotonic()
+    gw.stderr_pipe.hold()
+    other = gw.connect()
+    stalled = False
+    for _ in range(200):  # a warning a request: the pipe fills within a few dozen
+        other.request("GET", "/dead/x")
+        try:
+            r = other.read_response(timeout=1.0)
+        except socket.timeout:
+            stalled = True  # the worker is stuck writing its log
+            break
+        assert r.status == 502, r
+        if r.header("Connection") == "close":
+            other = gw.connect()
+    assert stalled, "the worker never blocked on its log"
+    assert time.monotonic() - t_idle < 4.0, "filling the pipe took too long for the 5 s to mean anything"
+    keep.request("GET", "/echo")  # arrives during the stall
+    time.sleep(max(0.0, t_idle + 6.0 - time.monotonic()))  # past its idle_timeout
+    gw.stderr_pipe.release()
+    r = keep.read_response(timeout=5)
+    assert r.status == 200, r
+    assert len(upstream.requests) == 2
+    # a keep-alive connection that really is idle still closes
+    assert keep.closed_by_peer(8), "idle keep-alive connection not closed after idle_timeout"
+
 
 
 MORE_400 = {
