@@ -8,12 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 #include <time.h>
 
 #include "list.h"
 #include "log.h"
 #include "revoke.h"
+#include "stream.h"
 
 #define MAX_URL      1024
 #define MAX_BODY     (64 * 1024)
@@ -485,11 +485,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 static void on_idle(uv_timer_t *t)
 {
     conn_t *c = t->data;
-    uv_os_fd_t fd;
-    char byte;
-    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 &&
-        recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0)
-        return; /* read on this loop iteration; the timer repeats */
+    if (gh_tcp_input_waiting(&c->tcp)) return; /* read this iteration; the timer repeats */
     conn_close(c);
 }
 

@@ -64,12 +64,17 @@ void gh_stream_read_stop(gh_stream_t *s)
     s->reading = 0;
 }
 
-bool gh_stream_input_waiting(gh_stream_t *s)
+bool gh_tcp_input_waiting(uv_tcp_t *tcp)
 {
     uv_os_fd_t fd;
     char byte;
-    return s->reading && !s->closing && uv_fileno((uv_handle_t *)&s->tcp, &fd) == 0 &&
+    return uv_fileno((uv_handle_t *)tcp, &fd) == 0 &&
            recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
+bool gh_stream_input_waiting(gh_stream_t *s)
+{
+    return s->reading && !s->closing && gh_tcp_input_waiting(&s->tcp);
 }
 
 static void write_cb(uv_write_t *req, int status)

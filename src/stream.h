@@ -45,6 +45,8 @@ void gh_stream_read_stop(gh_stream_t *s);
  * given yet: libuv runs timers before reads, so a timeout about to fire
  * after the loop was held up asks this first. */
 bool gh_stream_input_waiting(gh_stream_t *s);
+/* The same for a bare TCP handle (the admin listener's connections). */
+bool gh_tcp_input_waiting(uv_tcp_t *tcp);
 
 /* Queues pre (copied), then len bytes of data held by ref (referenced until
  * written; ref may be NULL when data is static), then post (copied). pre and
